@@ -1,9 +1,13 @@
-// The one place the project imports TensorFlow.js from. tfjs-core registers gradients and chained
-// ops only when asked, and every backend must share this single engine instance.
+// The one place the project imports TensorFlow.js from. tfjs-core alone registers no gradients and
+// no chained ops in Node (its ESM entry points for them do not load under Node's resolver); the
+// full `@tensorflow/tfjs` bundle registers both into tfjs's global registries, which every backend
+// shares with this single engine instance.
+import '@tensorflow/tfjs';
 import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-core/dist/register_all_gradients.js';
-import '@tensorflow/tfjs-core/dist/public/chained_ops/register_all_chained_ops.js';
 import '@tensorflow/tfjs-backend-cpu';
+
+// PROD skips tfjs's debug-only checks and its console banner suggesting tfjs-node.
+tf.env().set('PROD', true);
 
 export { tf };
 export type Tensor = tf.Tensor;

@@ -1,0 +1,121 @@
+// The building blocks shared by the generator and the discriminator, one class per concept as in
+// NVlabs' networks_stylegan2.py. Each layer knows its parameters' names, shapes (our layouts) and
+// initialisation, and computes its forward pass from a ParamStore.
+import { type ParamStore, getParam } from '../params.ts';
+import { tf } from '../tf.ts';
+import { type Activation, ACTIVATION_GAIN, biasAct } from '../ops/bias_act.ts';
+import { conv2dResample } from '../ops/conv.ts';
+
+export type Init = 'randn' | 'zeros' | 'ones' | { constant: number } | { randnScale: number };
+
+export interface ParamSpec {
+  name: string;
+  shape: number[];
+  init: Init;
+  /** Buffers are state that training does not optimise (noise_const, w_avg, resample filters). */
+  buffer?: boolean;
+}
+
+export abstract class Module {
+  constructor(readonly prefix: string) {}
+  abstract specs(): ParamSpec[];
+  protected p(params: ParamStore, name: string): tf.Tensor {
+    return getParam(params, `${this.prefix}${name}`);
+  }
+}
+
+/** Equalised-learning-rate fully connected layer: weight [in, out] scaled by lr_mul / sqrt(in) at run time. */
+export class FullyConnectedLayer extends Module {
+  readonly weightGain: number;
+  constructor(
+    prefix: string,
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    readonly activation: Activation = 'linear',
+    readonly lrMultiplier = 1,
+    readonly biasInit = 0,
+  ) {
+    super(prefix);
+    this.weightGain = lrMultiplier / Math.sqrt(inFeatures);
+  }
+
+  specs(): ParamSpec[] {
+    return [
+      {
+        name: `${this.prefix}weight`,
+        shape: [this.inFeatures, this.outFeatures],
+        init: { randnScale: 1 / this.lrMultiplier },
+      },
+      { name: `${this.prefix}bias`, shape: [this.outFeatures], init: { constant: this.biasInit } },
+    ];
+  }
+
+  forward(params: ParamStore, x: tf.Tensor2D): tf.Tensor2D {
+    tf.util.assert(
+      x.shape[1] === this.inFeatures,
+      () => `${this.prefix}: expected [N,${this.inFeatures}], got [${x.shape}]`,
+    );
+    const w = tf.mul(this.p(params, 'weight'), this.weightGain) as tf.Tensor2D;
+    let b = this.p(params, 'bias');
+    if (this.lrMultiplier !== 1) b = tf.mul(b, this.lrMultiplier);
+    return biasAct(tf.matMul(x, w), b, { act: this.activation });
+  }
+}
+
+/** Equalised-learning-rate convolution with optional FIR up/downsampling (the discriminator's layers). */
+export class Conv2dLayer extends Module {
+  readonly weightGain: number;
+  constructor(
+    prefix: string,
+    readonly inChannels: number,
+    readonly outChannels: number,
+    readonly kernelSize: number,
+    readonly opts: {
+      activation?: Activation;
+      bias?: boolean;
+      up?: 1 | 2;
+      down?: 1 | 2;
+      convClamp?: number | null;
+    } = {},
+  ) {
+    super(prefix);
+    this.weightGain = 1 / Math.sqrt(inChannels * kernelSize * kernelSize);
+  }
+
+  specs(): ParamSpec[] {
+    const k = this.kernelSize;
+    const specs: ParamSpec[] = [
+      { name: `${this.prefix}weight`, shape: [k, k, this.inChannels, this.outChannels], init: 'randn' },
+    ];
+    if (this.opts.bias !== false)
+      specs.push({ name: `${this.prefix}bias`, shape: [this.outChannels], init: 'zeros' });
+    return specs;
+  }
+
+  forward(params: ParamStore, x: tf.Tensor4D, gain = 1): tf.Tensor4D {
+    tf.util.assert(
+      x.shape[3] === this.inChannels,
+      () => `${this.prefix}: expected ${this.inChannels} channels, got [${x.shape}]`,
+    );
+    const { activation = 'linear', up = 1, down = 1, convClamp = null } = this.opts;
+    const w = tf.mul(this.p(params, 'weight'), this.weightGain) as tf.Tensor4D;
+    const y = conv2dResample(x, w, {
+      up,
+      down,
+      padding: Math.floor(this.kernelSize / 2),
+      flipWeight: up === 1,
+    });
+    const b = this.opts.bias === false ? null : this.p(params, 'bias');
+    return biasAct(y, b, {
+      act: activation,
+      gain: ACTIVATION_GAIN[activation] * gain,
+      clamp: convClamp == null ? null : convClamp * gain,
+    });
+  }
+}
+
+/** Shape assertion helper in the spirit of misc.assert_shape: null entries match any size. */
+export function assertShape(t: tf.Tensor, expected: Array<number | null>, what: string): void {
+  const ok = t.shape.length === expected.length && expected.every((e, i) => e === null || e === t.shape[i]);
+  if (!ok) throw new Error(`${what}: expected shape [${expected.map((e) => e ?? '?')}], got [${t.shape}]`);
+}

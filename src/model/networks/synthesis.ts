@@ -1,0 +1,255 @@
+import { type GeneratorConfig, channelsAt, numWs, synthesisResolutions } from '../config.ts';
+import { ACTIVATION_GAIN, biasAct } from '../ops/bias_act.ts';
+import { conv2d, conv2dResample } from '../ops/conv.ts';
+import { upsample2d } from '../ops/upfirdn2d.ts';
+import type { ParamStore } from '../params.ts';
+import { tf } from '../tf.ts';
+import { FullyConnectedLayer, Module, type ParamSpec, assertShape } from './layers.ts';
+
+/** random: fresh N(0,1) per call; const: the stored noise_const buffers; none: no noise. */
+export type NoiseMode = 'random' | 'const' | 'none';
+
+export interface SynthesisOptions {
+  noiseMode?: NoiseMode;
+}
+
+/**
+ * Modulated convolution in its non-fused form (scale activations by the style, plain convolution,
+ * scale by the demodulation coefficients): the same function as the official fused grouped
+ * convolution, without needing grouped convs, and the form the official code trains with.
+ */
+export function modulatedConv2d(
+  x: tf.Tensor4D,
+  weight: tf.Tensor4D,
+  styles: tf.Tensor2D,
+  opts: { demodulate: boolean; up?: 1 | 2; padding: number; flipWeight: boolean; noise?: tf.Tensor | null },
+): tf.Tensor4D {
+  const [n, , , inChannels] = x.shape;
+  const [, , wi, outChannels] = weight.shape;
+  tf.util.assert(
+    wi === inChannels && styles.shape[1] === inChannels,
+    () => `modulatedConv2d: channel mismatch`,
+  );
+  let y = tf.mul(x, tf.reshape(styles, [n, 1, 1, inChannels])) as tf.Tensor4D;
+  y = conv2dResample(y, weight, { up: opts.up ?? 1, padding: opts.padding, flipWeight: opts.flipWeight });
+  if (opts.demodulate) {
+    // sum over (i, kh, kw) of (w * s_i)^2 = s^2 @ sum_{kh,kw} w^2, an [N,I] x [I,O] product.
+    const wSquareSum = tf.sum(tf.square(weight), [0, 1]) as tf.Tensor2D;
+    const dcoefs = tf.rsqrt(tf.add(tf.matMul(tf.square(styles), wSquareSum), 1e-8));
+    y = tf.mul(y, tf.reshape(dcoefs, [n, 1, 1, outChannels]));
+  }
+  if (opts.noise) y = tf.add(y, opts.noise);
+  return y;
+}
+
+/** Modulated 3x3 conv + noise + bias + leaky ReLU + clamp; `up` = 2 doubles the resolution. */
+export class SynthesisLayer extends Module {
+  readonly affine: FullyConnectedLayer;
+  constructor(
+    prefix: string,
+    readonly inChannels: number,
+    readonly outChannels: number,
+    readonly wDim: number,
+    readonly resolution: number,
+    readonly up: 1 | 2,
+    readonly convClamp: number | null,
+  ) {
+    super(prefix);
+    this.affine = new FullyConnectedLayer(`${prefix}affine.`, wDim, inChannels, 'linear', 1, 1);
+  }
+
+  specs(): ParamSpec[] {
+    const r = this.resolution;
+    return [
+      ...this.affine.specs(),
+      { name: `${this.prefix}weight`, shape: [3, 3, this.inChannels, this.outChannels], init: 'randn' },
+      { name: `${this.prefix}bias`, shape: [this.outChannels], init: 'zeros' },
+      { name: `${this.prefix}noise_const`, shape: [r, r], init: 'randn', buffer: true },
+      { name: `${this.prefix}noise_strength`, shape: [], init: 'zeros' },
+    ];
+  }
+
+  forward(params: ParamStore, x: tf.Tensor4D, w: tf.Tensor2D, noiseMode: NoiseMode, gain = 1): tf.Tensor4D {
+    const n = x.shape[0];
+    assertShape(
+      x,
+      [n, this.resolution / this.up, this.resolution / this.up, this.inChannels],
+      `${this.prefix} input`,
+    );
+    const styles = this.affine.forward(params, w);
+    let noise: tf.Tensor | null = null;
+    const r = this.resolution;
+    if (noiseMode === 'random') {
+      noise = tf.mul(tf.randomNormal([n, r, r, 1]), this.p(params, 'noise_strength'));
+    } else if (noiseMode === 'const') {
+      noise = tf.mul(
+        tf.reshape(this.p(params, 'noise_const'), [1, r, r, 1]),
+        this.p(params, 'noise_strength'),
+      );
+    }
+    const y = modulatedConv2d(x, this.p(params, 'weight') as tf.Tensor4D, styles, {
+      demodulate: true,
+      up: this.up,
+      padding: 1,
+      flipWeight: this.up === 1,
+      noise,
+    });
+    return biasAct(y, this.p(params, 'bias'), {
+      act: 'lrelu',
+      gain: ACTIVATION_GAIN.lrelu * gain,
+      clamp: this.convClamp == null ? null : this.convClamp * gain,
+    });
+  }
+}
+
+/** Modulated 1x1 conv to RGB without demodulation; its output is summed into the skip image. */
+export class ToRGBLayer extends Module {
+  readonly affine: FullyConnectedLayer;
+  readonly weightGain: number;
+  constructor(
+    prefix: string,
+    readonly inChannels: number,
+    readonly outChannels: number,
+    readonly wDim: number,
+    readonly convClamp: number | null,
+  ) {
+    super(prefix);
+    this.affine = new FullyConnectedLayer(`${prefix}affine.`, wDim, inChannels, 'linear', 1, 1);
+    this.weightGain = 1 / Math.sqrt(inChannels);
+  }
+
+  specs(): ParamSpec[] {
+    return [
+      ...this.affine.specs(),
+      { name: `${this.prefix}weight`, shape: [1, 1, this.inChannels, this.outChannels], init: 'randn' },
+      { name: `${this.prefix}bias`, shape: [this.outChannels], init: 'zeros' },
+    ];
+  }
+
+  forward(params: ParamStore, x: tf.Tensor4D, w: tf.Tensor2D): tf.Tensor4D {
+    const n = x.shape[0];
+    const styles = tf.mul(this.affine.forward(params, w), this.weightGain) as tf.Tensor2D;
+    let y = tf.mul(x, tf.reshape(styles, [n, 1, 1, this.inChannels])) as tf.Tensor4D;
+    y = conv2d(y, this.p(params, 'weight') as tf.Tensor4D);
+    return biasAct(y, this.p(params, 'bias'), { act: 'linear', clamp: this.convClamp });
+  }
+}
+
+/** One resolution of the `skip` synthesis network: (const | conv0 up) + conv1 + torgb. */
+export class SynthesisBlock extends Module {
+  readonly conv0: SynthesisLayer | null;
+  readonly conv1: SynthesisLayer;
+  readonly torgb: ToRGBLayer;
+  /** ws consumed by the convs; torgb reads the next one, shared with the following block's conv0. */
+  readonly numConv: number;
+
+  constructor(
+    readonly resolution: number,
+    readonly inChannels: number,
+    readonly outChannels: number,
+    readonly cfg: GeneratorConfig,
+  ) {
+    super(`synthesis.b${resolution}.`);
+    const { wDim, convClamp } = cfg;
+    this.conv0 =
+      inChannels === 0
+        ? null
+        : new SynthesisLayer(`${this.prefix}conv0.`, inChannels, outChannels, wDim, resolution, 2, convClamp);
+    this.conv1 = new SynthesisLayer(
+      `${this.prefix}conv1.`,
+      outChannels,
+      outChannels,
+      wDim,
+      resolution,
+      1,
+      convClamp,
+    );
+    this.torgb = new ToRGBLayer(`${this.prefix}torgb.`, outChannels, cfg.imgChannels, wDim, convClamp);
+    this.numConv = inChannels === 0 ? 1 : 2;
+  }
+
+  specs(): ParamSpec[] {
+    const own: ParamSpec[] = [];
+    if (this.inChannels === 0)
+      own.push({
+        name: `${this.prefix}const`,
+        shape: [this.resolution, this.resolution, this.outChannels],
+        init: 'randn',
+      });
+    return [...own, ...(this.conv0?.specs() ?? []), ...this.conv1.specs(), ...this.torgb.specs()];
+  }
+
+  /** ws: this block's numConv + 1 w vectors, [N, k, w_dim]. */
+  forward(
+    params: ParamStore,
+    x: tf.Tensor4D | null,
+    img: tf.Tensor4D | null,
+    ws: tf.Tensor2D[],
+    noiseMode: NoiseMode,
+  ): { x: tf.Tensor4D; img: tf.Tensor4D } {
+    tf.util.assert(ws.length === this.numConv + 1, () => `${this.prefix}: expected ${this.numConv + 1} ws`);
+    const n = ws[0].shape[0];
+    let h: tf.Tensor4D;
+    if (this.conv0 === null) {
+      const c = this.p(params, 'const');
+      h = tf.tile(tf.expandDims(c, 0), [n, 1, 1, 1]) as tf.Tensor4D;
+      h = this.conv1.forward(params, h, ws[0], noiseMode);
+    } else {
+      tf.util.assert(x !== null, () => `${this.prefix}: missing input features`);
+      h = this.conv0.forward(params, x!, ws[0], noiseMode);
+      h = this.conv1.forward(params, h, ws[1], noiseMode);
+    }
+    const rgb = this.torgb.forward(params, h, ws[this.numConv]);
+    const out = img ? tf.add(upsample2d(img), rgb) : rgb;
+    return { x: h, img: out as tf.Tensor4D };
+  }
+}
+
+/** ws [N, num_ws, w_dim] -> images [N, res, res, img_channels] (NHWC, roughly in [-1, 1]). */
+export class SynthesisNetwork extends Module {
+  readonly blocks: SynthesisBlock[];
+  readonly numWs: number;
+
+  constructor(readonly cfg: GeneratorConfig) {
+    super('synthesis.');
+    this.blocks = synthesisResolutions(cfg.resolution).map(
+      (r) => new SynthesisBlock(r, r === 4 ? 0 : channelsAt(cfg, r / 2), channelsAt(cfg, r), cfg),
+    );
+    this.numWs = numWs(cfg.resolution);
+    tf.util.assert(
+      this.blocks.reduce((a, b) => a + b.numConv, 0) + 1 === this.numWs,
+      () => 'num_ws bookkeeping does not add up',
+    );
+  }
+
+  specs(): ParamSpec[] {
+    return this.blocks.flatMap((b) => b.specs());
+  }
+
+  /** Index of the first w each block reads. */
+  blockWsOffsets(): number[] {
+    const offsets: number[] = [];
+    let idx = 0;
+    for (const b of this.blocks) {
+      offsets.push(idx);
+      idx += b.numConv;
+    }
+    return offsets;
+  }
+
+  forward(params: ParamStore, ws: tf.Tensor3D, opts: SynthesisOptions = {}): tf.Tensor4D {
+    const noiseMode = opts.noiseMode ?? 'const';
+    assertShape(ws, [null, this.numWs, this.cfg.wDim], 'synthesis input ws');
+    return tf.tidy(() => {
+      const perLayer = tf.unstack(ws, 1) as tf.Tensor2D[];
+      const offsets = this.blockWsOffsets();
+      let x: tf.Tensor4D | null = null;
+      let img: tf.Tensor4D | null = null;
+      this.blocks.forEach((block, i) => {
+        const blockWs = perLayer.slice(offsets[i], offsets[i] + block.numConv + 1);
+        ({ x, img } = block.forward(params, x, img, blockWs, noiseMode));
+      });
+      return img!;
+    });
+  }
+}

@@ -1,0 +1,177 @@
+// Convolutions as NVlabs' conv2d_resample, on NHWC activations and HWIO weights.
+import { tf } from '../tf.ts';
+import { RESAMPLE_FILTER, type Padding4, firFilter, upfirdn2d } from './upfirdn2d.ts';
+
+export type SpatialPadding = [[number, number], [number, number]];
+
+/** The two convolution primitives every layer is built from. */
+export interface ConvOps {
+  /** Correlation, x [N,H,W,I], w [kh,kw,I,O], explicit zero padding. */
+  conv2d(x: tf.Tensor4D, w: tf.Tensor4D, stride: 1 | 2, pad: SpatialPadding): tf.Tensor4D;
+  /**
+   * Transposed convolution without padding: out[s*i + a] += x[i] * w[a] (no kernel flip),
+   * w [kh,kw,I,O], output [N, s(H-1)+kh, s(W-1)+kw, O]: the adjoint of a strided correlation.
+   */
+  conv2dTranspose(x: tf.Tensor4D, w: tf.Tensor4D, stride: 2): tf.Tensor4D;
+}
+
+export const nativeConvOps: ConvOps = {
+  conv2d: (x, w, stride, pad) => tf.conv2d(x, w, stride, [[0, 0], pad[0], pad[1], [0, 0]]),
+  conv2dTranspose: (x, w, stride) => {
+    const [n, h, wd] = x.shape;
+    const [kh, kw, , o] = w.shape;
+    const outShape: [number, number, number, number] = [n, stride * (h - 1) + kh, stride * (wd - 1) + kw, o];
+    return tf.conv2dTranspose(x, tf.transpose(w, [0, 1, 3, 2]) as tf.Tensor4D, outShape, stride, 'valid');
+  },
+};
+
+let convOps: ConvOps = nativeConvOps;
+
+/**
+ * Replaces the convolutions every layer uses. Training installs ones whose gradients exist on
+ * every backend and differentiate twice (R1, path length); inference keeps the native kernels.
+ */
+export function setConvOps(ops: ConvOps | null): void {
+  convOps = ops ?? nativeConvOps;
+}
+
+export function conv2d(
+  x: tf.Tensor4D,
+  w: tf.Tensor4D,
+  stride: 1 | 2 = 1,
+  pad: SpatialPadding = [
+    [0, 0],
+    [0, 0],
+  ],
+): tf.Tensor4D {
+  return convOps.conv2d(x, w, stride, pad);
+}
+
+/** Flips a HWIO kernel spatially: PyTorch's "convolution" (flip_weight=False) vs correlation. */
+export function flipKernel(w: tf.Tensor4D): tf.Tensor4D {
+  return tf.reverse(w, [0, 1]);
+}
+
+export interface ResampleOptions {
+  up?: 1 | 2;
+  down?: 1 | 2;
+  /** Padding of the (upsampled) input, as the official `padding` argument: kernel_size // 2. */
+  padding: number;
+  /** False = true convolution (the official synthesis layers with up=2 use this). */
+  flipWeight?: boolean;
+  taps?: number[];
+}
+
+/**
+ * conv2d_resample: 2D convolution with optional 2x up- or downsampling through the FIR filter, padding
+ * applied once at the start. Shapes: x [N,H,W,I], w [kh,kw,I,O] -> [N, H*up/down, W*up/down, O].
+ */
+export function conv2dResample(x: tf.Tensor4D, w: tf.Tensor4D, opts: ResampleOptions): tf.Tensor4D {
+  const { up = 1, down = 1, padding, flipWeight = true, taps = RESAMPLE_FILTER } = opts;
+  const [kh, kw] = w.shape;
+  tf.util.assert(kh === kw, () => 'square kernels only');
+  const fw = taps.length;
+  let p0 = padding;
+  let p1 = padding;
+  if (up > 1) {
+    p0 += Math.floor((fw + up - 1) / 2);
+    p1 += Math.floor((fw - up) / 2);
+  }
+  if (down > 1) {
+    p0 += Math.floor((fw - down + 1) / 2);
+    p1 += Math.floor((fw - down) / 2);
+  }
+  const pad4: Padding4 = [p0, p1, p0, p1];
+  if (up > 1 && kw === 3 && padding === 1 && taps.length === 4 && up === 2) {
+    return upConv3x3Polyphase(x, w, taps, flipWeight);
+  }
+  if (up > 1) {
+    // Transposed convolution (4x fewer multiplications than convolving the zero-inserted
+    // image), then the FIR on its output, as the official fast path.
+    const q0 = p0 - (kw - 1);
+    const q1 = p1 - (kw - up);
+    tf.util.assert(q0 >= 0 && q1 >= 0, () => 'conv2dResample: unsupported padding for upsampling');
+    const transposedKernel = flipWeight ? flipKernel(w) : w;
+    const y = convOps.conv2dTranspose(x, transposedKernel, up as 2);
+    return firFilter(y, taps, [q0, q1, q0, q1], up * up);
+  }
+
+  const kernel = flipWeight ? w : flipKernel(w);
+  if (kw === 1 && down > 1) {
+    return conv2d(upfirdn2d(x, taps, { down, pad: pad4 }), kernel);
+  }
+  if (down > 1) {
+    return conv2d(firFilter(x, taps, pad4), kernel, down as 2);
+  }
+  return conv2d(x, kernel, 1, [
+    [p0, p1],
+    [p0, p1],
+  ]);
+}
+
+const phaseMatrixCache = new Map<string, tf.Tensor2D>();
+
+/**
+ * [36, 9] matrix M with W4[ey,ex,py,px] = sum_ab M[(ey,ex,py,px),(a,b)] w[a,b]: the 3x3 kernel of
+ * output phase (py, px) of "transposed 3x3 conv (stride 2), then the 4-tap FIR (gain 4)".
+ */
+function phaseMatrix(taps: number[], flipWeight: boolean): tf.Tensor2D {
+  const key = `${taps.join(',')}|${flipWeight}`;
+  let m = phaseMatrixCache.get(key);
+  if (m && !m.isDisposed) return m;
+  const sum = taps.reduce((a, b) => a + b, 0);
+  // Per-axis FIR with gain sqrt(4) = 2, flipped as the official op does (flip_filter=False).
+  const g = [...taps].reverse().map((t) => (2 * t) / sum);
+  const values = new Float32Array(36 * 9);
+  for (let ey = 0; ey < 3; ey++)
+    for (let ex = 0; ex < 3; ex++)
+      for (let py = 0; py < 2; py++)
+        for (let px = 0; px < 2; px++) {
+          const row = ((ey * 3 + ex) * 2 + py) * 2 + px;
+          // Correlation tap e (0..2) reads input offset e-1, i.e. d = 1 - e in H_p[d].
+          const dy = 1 - ey;
+          const dx = 1 - ex;
+          for (let a = 0; a < 3; a++)
+            for (let b = 0; b < 3; b++) {
+              // w index (a, b) = 2d + p + k - 1  =>  k = a - 2d - p + 1.
+              const ky = a - 2 * dy - py + 1;
+              const kx = b - 2 * dx - px + 1;
+              if (ky < 0 || ky > 3 || kx < 0 || kx > 3) continue;
+              // The transposed conv uses w unflipped when the layer asks for a true convolution.
+              const [wa, wb] = flipWeight ? [2 - a, 2 - b] : [a, b];
+              values[row * 9 + wa * 3 + wb] += g[ky] * g[kx];
+            }
+        }
+  m = tf.keep(tf.tensor2d(values, [36, 9]));
+  phaseMatrixCache.set(key, m);
+  return m;
+}
+
+/**
+ * 2x upsampling 3x3 conv + FIR as ONE stride-1 convolution producing the four output phases as
+ * channels, then interleaved (depth-to-space). Same function as the official transposed-conv fast
+ * path, but built from the plain convolution, which every backend runs fastest, and no FIR pass.
+ */
+function upConv3x3Polyphase(
+  x: tf.Tensor4D,
+  w: tf.Tensor4D,
+  taps: number[],
+  flipWeight: boolean,
+): tf.Tensor4D {
+  const [n, h, wd] = x.shape;
+  const [, , i, o] = w.shape;
+  const phases = tf.matMul(phaseMatrix(taps, flipWeight), tf.reshape(w, [9, i * o]));
+  const w4 = tf.reshape(tf.transpose(tf.reshape(phases, [3, 3, 4, i, o]), [0, 1, 3, 2, 4]), [
+    3,
+    3,
+    i,
+    4 * o,
+  ]) as tf.Tensor4D;
+  const y = conv2d(x, w4, 1, [
+    [1, 1],
+    [1, 1],
+  ]);
+  // [N,H,W,(py,px,o)] -> [N*H, W, py, (px,o)] -> [N*H, py, W, (px,o)] -> [N, 2H, 2W, O]
+  const interleaved = tf.transpose(tf.reshape(y, [n * h, wd, 2, 2 * o]), [0, 2, 1, 3]);
+  return tf.reshape(interleaved, [n, 2 * h, 2 * wd, o]) as tf.Tensor4D;
+}
