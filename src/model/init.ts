@@ -21,5 +21,10 @@ function initTensor(spec: ParamSpec, seed: number): tf.Tensor {
   if (init === 'ones') return tf.ones(shape);
   if (init === 'randn') return tf.randomNormal(shape, 0, 1, 'float32', seed);
   if ('constant' in init) return tf.fill(shape, init.constant);
+  if ('filter' in init) {
+    const f = tf.tensor1d(init.filter);
+    const outer = tf.outerProduct(f, f);
+    return tf.div(outer, tf.sum(outer));
+  }
   return tf.randomNormal(shape, 0, init.randnScale, 'float32', seed);
 }

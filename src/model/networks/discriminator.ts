@@ -2,7 +2,14 @@ import { type DiscriminatorConfig, channelsAt, synthesisResolutions } from '../c
 
 import type { ParamStore } from '../params.ts';
 import { tf } from '../tf.ts';
-import { Conv2dLayer, FullyConnectedLayer, Module, type ParamSpec, assertShape } from './layers.ts';
+import {
+  Conv2dLayer,
+  FullyConnectedLayer,
+  Module,
+  type ParamSpec,
+  assertShape,
+  resampleFilterSpec,
+} from './layers.ts';
 
 /** One resolution of the `resnet` discriminator: [fromrgb] + conv0 + conv1 (down 2), plus a 1x1 skip. */
 export class DiscriminatorBlock extends Module {
@@ -85,14 +92,15 @@ export class MinibatchStdLayer {
     tf.util.assert(n % g === 0, () => `minibatch-std: batch ${n} is not divisible by group size ${g}`);
     const f = this.numChannels;
     const groups = n / g;
-    // NHWC -> [G, n, H, W, F, c]
-    let y: tf.Tensor = tf.reshape(x, [g, groups, h, w, f, c / f]);
+    // Ranks stay <= 4 (tfjs has no rank-5 tile gradient; webgpu falls back to the CPU above rank 4).
+    // NHWC -> [G, n, H*W*F, c]: group member j of group i is sample j*n + i.
+    let y: tf.Tensor = tf.reshape(x, [g, groups, h * w * f, c / f]);
     y = tf.sub(y, tf.mean(y, 0, true));
-    y = tf.mean(tf.square(y), 0); // [n, H, W, F, c]
+    y = tf.mean(tf.square(y), 0); // [n, H*W*F, c]: variance over the group
     y = tf.sqrt(tf.add(y, 1e-8));
-    y = tf.mean(y, [1, 2, 4]); // [n, F]
-    y = tf.reshape(y, [1, groups, 1, 1, f]);
-    y = tf.tile(y, [g, 1, h, w, 1]).reshape([n, h, w, f]);
+    y = tf.mean(tf.reshape(y, [groups, h * w, f, c / f]), [1, 3]); // [n, F]
+    y = tf.tile(tf.reshape(y, [1, groups, f]), [g, 1, 1]); // [G, n, F] -> sample order
+    y = tf.tile(tf.reshape(y, [n, 1, 1, f]), [1, h, w, 1]);
     return tf.concat([x, y as tf.Tensor4D], 3);
   }
 }

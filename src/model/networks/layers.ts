@@ -6,7 +6,21 @@ import { tf } from '../tf.ts';
 import { type Activation, ACTIVATION_GAIN, biasAct } from '../ops/bias_act.ts';
 import { conv2dResample } from '../ops/conv.ts';
 
-export type Init = 'randn' | 'zeros' | 'ones' | { constant: number } | { randnScale: number };
+export type Init =
+  | 'randn'
+  | 'zeros'
+  | 'ones'
+  | { constant: number }
+  | { randnScale: number }
+  | { filter: number[] };
+
+/**
+ * The `resample_filter` buffer every official block and conv layer carries (setup_filter of
+ * [1, 3, 3, 1]: the normalised outer product). Kept so a ParamStore mirrors the official state_dict.
+ */
+export function resampleFilterSpec(prefix: string): ParamSpec {
+  return { name: `${prefix}resample_filter`, shape: [4, 4], init: { filter: [1, 3, 3, 1] }, buffer: true };
+}
 
 export interface ParamSpec {
   name: string;

@@ -4,7 +4,7 @@ import { conv2d, conv2dResample } from '../ops/conv.ts';
 import { upsample2d } from '../ops/upfirdn2d.ts';
 import type { ParamStore } from '../params.ts';
 import { tf } from '../tf.ts';
-import { FullyConnectedLayer, Module, type ParamSpec, assertShape } from './layers.ts';
+import { FullyConnectedLayer, Module, type ParamSpec, assertShape, resampleFilterSpec } from './layers.ts';
 
 /** random: fresh N(0,1) per call; const: the stored noise_const buffers; none: no noise. */
 export type NoiseMode = 'random' | 'const' | 'none';
@@ -66,6 +66,7 @@ export class SynthesisLayer extends Module {
       { name: `${this.prefix}bias`, shape: [this.outChannels], init: 'zeros' },
       { name: `${this.prefix}noise_const`, shape: [r, r], init: 'randn', buffer: true },
       { name: `${this.prefix}noise_strength`, shape: [], init: 'zeros' },
+      resampleFilterSpec(this.prefix),
     ];
   }
 
@@ -176,7 +177,13 @@ export class SynthesisBlock extends Module {
         shape: [this.resolution, this.resolution, this.outChannels],
         init: 'randn',
       });
-    return [...own, ...(this.conv0?.specs() ?? []), ...this.conv1.specs(), ...this.torgb.specs()];
+    return [
+      ...own,
+      ...(this.conv0?.specs() ?? []),
+      ...this.conv1.specs(),
+      ...this.torgb.specs(),
+      resampleFilterSpec(this.prefix),
+    ];
   }
 
   /** ws: this block's numConv + 1 w vectors, [N, k, w_dim]. */

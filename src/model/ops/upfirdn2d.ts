@@ -84,16 +84,18 @@ export function padOrCrop(x: tf.Tensor4D, [x0, x1, y0, y1]: Padding4): tf.Tensor
   return out;
 }
 
+// zeroInsert and decimate keep every intermediate at rank <= 4: tfjs lacks some rank-5 gradients,
+// and the webgpu backend cannot compile some rank-6 shaders.
+
 /** Inserts (factor - 1) zeros after every pixel along H and W. */
 export function zeroInsert(x: tf.Tensor4D, factor: number): tf.Tensor4D {
   if (factor === 1) return x;
   const [n, h, w, c] = x.shape;
-  const zeros = tf.zerosLike(x);
-  const parts = [x, ...Array.from({ length: factor - 1 }, () => zeros)];
-  const alongW = tf.stack(parts, 3).reshape([n, h, w * factor, c]);
-  const zerosW = tf.zerosLike(alongW);
-  const partsH = [alongW, ...Array.from({ length: factor - 1 }, () => zerosW)];
-  return tf.stack(partsH, 2).reshape([n, h * factor, w * factor, c]) as tf.Tensor4D;
+  const cols = tf.reshape(x, [n * h, w, 1, c]);
+  const alongW = tf.concat([cols, tf.zeros([n * h, w, factor - 1, c])], 2); // [N*H, W, factor, C]
+  const rows = tf.reshape(alongW, [n, h, 1, w * factor * c]);
+  const alongH = tf.concat([rows, tf.zeros([n, h, factor - 1, w * factor * c])], 2); // [N, H, factor, W*factor*C]
+  return tf.reshape(alongH, [n, h * factor, w * factor, c]);
 }
 
 /** Keeps every `factor`-th pixel (starting at 0) along H and W. */
@@ -103,10 +105,13 @@ export function decimate(x: tf.Tensor4D, factor: number): tf.Tensor4D {
   const hh = Math.ceil(h / factor);
   const ww = Math.ceil(w / factor);
   const padded = padOrCrop(x, [0, ww * factor - w, 0, hh * factor - h]);
-  return padded
-    .reshape([n, hh, factor, ww, factor, c])
-    .slice([0, 0, 0, 0, 0, 0], [n, hh, 1, ww, 1, c])
-    .reshape([n, hh, ww, c]) as tf.Tensor4D;
+  const rows = tf.slice(
+    tf.reshape(padded, [n * hh, factor, ww * factor, c]),
+    [0, 0, 0, 0],
+    [n * hh, 1, ww * factor, c],
+  );
+  const cols = tf.slice(tf.reshape(rows, [n * hh, ww, factor, c]), [0, 0, 0, 0], [n * hh, ww, 1, c]);
+  return tf.reshape(cols, [n, hh, ww, c]);
 }
 
 export interface UpFirDnOptions {
