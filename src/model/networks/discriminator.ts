@@ -57,6 +57,7 @@ export class DiscriminatorBlock extends Module {
       ...this.conv0.specs(),
       ...this.conv1.specs(),
       ...this.skip.specs(),
+      resampleFilterSpec(this.prefix),
     ];
   }
 

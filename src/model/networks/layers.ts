@@ -103,6 +103,7 @@ export class Conv2dLayer extends Module {
     ];
     if (this.opts.bias !== false)
       specs.push({ name: `${this.prefix}bias`, shape: [this.outChannels], init: 'zeros' });
+    specs.push(resampleFilterSpec(this.prefix));
     return specs;
   }
 
