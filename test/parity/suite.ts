@@ -2,7 +2,7 @@
 // fixture README (max abs error < 1e-3 on ws/images/logits, relative error < 1e-3 on R1), on one
 // backend. Any fixture folder in the same format is checked with FACESTYLE_PARITY_FIXTURE=<dir>.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type BackendName, initBackend } from '../../src/model/backend.ts';
+import { BackendError, type BackendName, initBackend } from '../../src/model/backend.ts';
 import { blend } from '../../src/model/blend.ts';
 import { Discriminator } from '../../src/model/networks/discriminator.ts';
 import { Generator, mixStyles } from '../../src/model/networks/generator.ts';
@@ -12,8 +12,24 @@ import { type ParityFixture, loadParityFixture, maxAbsDiff, nchwToNhwc } from '.
 const ABS_TOL = 1e-3;
 const R1_REL_TOL = 1e-3;
 
-export function describeParity(backend: BackendName): void {
-  describe(`StyleGAN2 parity with the official networks on ${backend}`, () => {
+/**
+ * Starts the backend; a machine without one (no Vulkan driver for webgpu) skips the suite with the
+ * reason, except where CI_REQUIRE_WEBGPU is set (CI installs lavapipe: there a missing driver fails).
+ */
+export async function backendAvailable(backend: BackendName): Promise<boolean> {
+  try {
+    await initBackend(backend);
+    return true;
+  } catch (err) {
+    if (process.env.CI_REQUIRE_WEBGPU || !(err instanceof BackendError)) throw err;
+    console.warn(`skipped: no ${backend} backend on this machine: ${err.message}`);
+    return false;
+  }
+}
+
+export async function describeParity(backend: BackendName): Promise<void> {
+  const available = await backendAvailable(backend);
+  describe.skipIf(!available)(`StyleGAN2 parity with the official networks on ${backend}`, () => {
     let fx: ParityFixture;
     let G: Generator;
     let D: Discriminator;

@@ -1,0 +1,3 @@
+import { describeParity } from './suite.ts';
+
+await describeParity('webgpu');
