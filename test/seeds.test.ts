@@ -1,0 +1,68 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { NumpyRandomState, parseSeeds, zFromSeed, zFromSeed64 } from '../src/model/seeds.ts';
+
+const fixture = JSON.parse(
+  readFileSync(new URL('./fixtures/numpy_randn_seeds.json', import.meta.url), 'utf8'),
+) as {
+  cases: Array<{
+    seed: number;
+    z_dim: number;
+    z: number[] | { first8: number[]; sum: number; sumsq: number };
+  }>;
+};
+
+const close = (a: number, b: number, rel = 1e-15) => Math.abs(a - b) <= Math.abs(b) * rel + 1e-300;
+
+describe('seed -> z as numpy.random.RandomState(seed).randn(1, z_dim)', () => {
+  it('has reference cases', () => {
+    expect(fixture.cases.length).toBeGreaterThan(0);
+  });
+  for (const c of fixture.cases) {
+    it(`seed ${c.seed}, z_dim ${c.z_dim}`, () => {
+      const z = zFromSeed64(c.seed, c.z_dim);
+      expect(z.length).toBe(c.z_dim);
+      // Long vectors are given as their first 8 values plus sum and sum of squares.
+      const head = Array.isArray(c.z) ? c.z : c.z.first8;
+      for (let i = 0; i < head.length; i++)
+        expect(close(z[i], head[i]), `z[${i}] = ${z[i]}, expected ${head[i]}`).toBe(true);
+      if (!Array.isArray(c.z)) {
+        expect(
+          close(
+            z.reduce((a, b) => a + b, 0),
+            c.z.sum,
+            1e-12,
+          ),
+        ).toBe(true);
+        expect(
+          close(
+            z.reduce((a, b) => a + b * b, 0),
+            c.z.sumsq,
+            1e-12,
+          ),
+        ).toBe(true);
+      }
+      expect(zFromSeed(c.seed, c.z_dim)[0]).toBe(Math.fround(head[0]));
+    });
+  }
+  it('draws uniform doubles as numpy random_sample (seed 0 first value 0.5488135039273248)', () => {
+    expect(new NumpyRandomState(0).randomSample()).toBe(0.5488135039273248);
+  });
+  it('rejects seeds outside 0..2^32-1', () => {
+    expect(() => zFromSeed(-1, 4)).toThrow(/seed must be an integer/);
+    expect(() => zFromSeed(2 ** 32, 4)).toThrow(/seed must be an integer/);
+    expect(() => zFromSeed(1.5, 4)).toThrow(/seed must be an integer/);
+  });
+});
+
+describe('parseSeeds', () => {
+  it('reads lists and ranges in order without duplicates', () => {
+    expect(parseSeeds('1-4,42, 2,100-101')).toEqual([1, 2, 3, 4, 42, 100, 101]);
+  });
+  it('refuses junk, backwards ranges and too many seeds with a clear message', () => {
+    expect(() => parseSeeds('1-x')).toThrow(/"1-x" is not a number or a range/);
+    expect(() => parseSeeds('9-3')).toThrow(/runs backwards/);
+    expect(() => parseSeeds('0-5000', 100)).toThrow(/at most 100/);
+    expect(() => parseSeeds('')).toThrow(/not a number/);
+  });
+});
