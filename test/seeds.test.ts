@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { NumpyRandomState, parseSeeds, zFromSeed, zFromSeed64 } from '../src/model/seeds.ts';
+import { UserError } from '../src/errors.ts';
+import { NumpyRandomState, parseSeeds, randomSeed, zFromSeed, zFromSeed64 } from '../src/model/seeds.ts';
 
 const fixture = JSON.parse(
   readFileSync(new URL('./fixtures/numpy_randn_seeds.json', import.meta.url), 'utf8'),
@@ -64,5 +65,24 @@ describe('parseSeeds', () => {
     expect(() => parseSeeds('9-3')).toThrow(/runs backwards/);
     expect(() => parseSeeds('0-5000', 100)).toThrow(/at most 100/);
     expect(() => parseSeeds('')).toThrow(/not a number/);
+    expect(() => parseSeeds('1,,2')).toThrow(UserError);
+    expect(() => parseSeeds('-3')).toThrow(/"-3" is not a number/);
+    expect(() => parseSeeds('4294967296')).toThrow(/seed must be an integer from 0 to 4294967295/);
+    expect(() => parseSeeds('0-4294967295')).toThrow(/at most 1024/);
+  });
+  it('counts overlapping ranges once against the limit', () => {
+    expect(parseSeeds('1-4,2-3,4', 4)).toEqual([1, 2, 3, 4]);
+    expect(() => parseSeeds('1-4,5', 4)).toThrow(/at most 4/);
+    expect(parseSeeds('4294967295')).toEqual([4294967295]);
+  });
+});
+
+describe('randomSeed', () => {
+  it('gives integer seeds the official tools accept', () => {
+    for (let i = 0; i < 100; i++) {
+      const seed = randomSeed();
+      expect(Number.isInteger(seed) && seed >= 0 && seed < 2 ** 32).toBe(true);
+    }
+    expect(() => zFromSeed(randomSeed(), 2)).not.toThrow();
   });
 });

@@ -6,7 +6,10 @@ import { commands } from './commands/index.ts';
 const program = new Command()
   .name('facestyle')
   .description('StyleGAN2 face generation, fine-tuning and blending, as a CLI and a Discord bot')
-  .option('--backend <name>', 'tensor backend: auto | webgpu | wasm | cpu | tensorflow (or FACESTYLE_BACKEND)')
+  .option(
+    '--backend <name>',
+    'tensor backend: auto | webgpu | wasm | cpu | tensorflow (or FACESTYLE_BACKEND)',
+  )
   .showHelpAfterError();
 
 for (const register of commands) register(program);

@@ -3,6 +3,8 @@
 // network with w_avg) from the `low` model. Pure tensor selection: the result borrows the parents'
 // tensors and copies nothing it does not change.
 import { UserError } from '../errors.ts';
+import type { CheckpointMeta, CheckpointToSave } from './checkpoint.ts';
+import type { ModelConfig } from './config.ts';
 import type { ParamStore } from './params.ts';
 import { tf } from './tf.ts';
 
@@ -114,4 +116,53 @@ export function blend(low: ParamStore, high: ParamStore, opts: BlendOptions): Bl
 /** Orders base and style into (low, high) for a direction. */
 export function orderForDirection<T>(base: T, style: T, direction: BlendDirection): { low: T; high: T } {
   return direction === 'texture' ? { low: base, high: style } : { low: style, high: base };
+}
+
+export interface BlendCheckpointOptions extends BlendOptions {
+  direction?: BlendDirection;
+  name?: string;
+}
+
+export interface GeneratorSource {
+  path: string;
+  config: ModelConfig;
+  meta: CheckpointMeta;
+  params: ParamStore;
+}
+
+/**
+ * Blends a base and a style checkpoint into a checkpoint of its own that records both parents, the
+ * swap layer, width and direction. The caller owns `owned` (soft switch only) and must dispose it
+ * with the result; every other tensor still belongs to the parents.
+ */
+export function blendCheckpoints(
+  base: GeneratorSource,
+  style: GeneratorSource,
+  opts: BlendCheckpointOptions,
+): { checkpoint: CheckpointToSave; owned: tf.Tensor[] } {
+  const direction = opts.direction ?? 'texture';
+  const { low, high } = orderForDirection(base, style, direction);
+  const { params, owned } = blend(low.params, high.params, opts);
+  const mappingFrom = (opts.mapping ?? 'low') === 'low' ? low : high;
+  const checkpoint: CheckpointToSave = {
+    config: { G: base.config.G },
+    meta: {
+      name: opts.name ?? `${base.meta.name}+${style.meta.name}@${opts.layer}`,
+      kind: 'blend',
+      parents: [base.path, style.path],
+      createdAt: new Date().toISOString(),
+      epoch: style.meta.epoch,
+      extra: {
+        base: base.meta.name,
+        style: style.meta.name,
+        styleEpoch: style.meta.epoch ?? null,
+        layer: opts.layer,
+        width: opts.width ?? 0,
+        direction,
+        mapping: mappingFrom === base ? 'base' : 'style',
+      },
+    },
+    G_ema: params,
+  };
+  return { checkpoint, owned };
 }

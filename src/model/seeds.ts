@@ -117,6 +117,7 @@ export function parseSeeds(text: string, maxCount = 1024): number[] {
       seeds.push(s);
     }
   };
+  const tooMany = () => new UserError(`too many seeds in "${text}": at most ${maxCount}`);
   const parts = text.split(',').map((p) => p.trim());
   for (const part of parts) {
     const m = /^(\d+)(?:\s*-\s*(\d+))?$/.exec(part);
@@ -127,9 +128,13 @@ export function parseSeeds(text: string, maxCount = 1024): number[] {
     assertSeed(from);
     assertSeed(to);
     if (to < from) throw new UserError(`cannot read seeds "${text}": range ${part} runs backwards`);
-    if (to - from + 1 + seeds.length > maxCount)
-      throw new UserError(`too many seeds in "${text}": at most ${maxCount}`);
-    for (let s = from; s <= to; s++) add(s);
+    // The range alone is checked first so that "0-4294967295" fails before looping; overlaps with
+    // earlier parts count once, hence the second check while adding.
+    if (to - from + 1 > maxCount) throw tooMany();
+    for (let s = from; s <= to; s++) {
+      add(s);
+      if (seeds.length > maxCount) throw tooMany();
+    }
   }
   if (seeds.length === 0) throw new UserError('no seeds given');
   return seeds;

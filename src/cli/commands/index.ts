@@ -1,5 +1,9 @@
 import type { Command } from 'commander';
 import { register as bench } from './bench.ts';
+import { register as blend } from './blend.ts';
+import { register as dataset } from './dataset.ts';
+import { register as generate } from './generate.ts';
+import { register as grid } from './grid.ts';
 
 /** Every CLI command module's `register`; add new commands here. */
-export const commands: Array<(program: Command) => void> = [bench];
+export const commands: Array<(program: Command) => void> = [generate, blend, grid, bench, dataset];

@@ -44,7 +44,7 @@ export function firFilter(
 ): tf.Tensor4D {
   const [x0, x1, y0, y1] = pad;
   const k = taps.length;
-  const op = tf.customGrad((input: tf.Tensor) => {
+  const op = tf.customGrad((input: tf.Tensor | tf.GradSaveFunc) => {
     const inp = input as tf.Tensor4D;
     const padded = padOrCrop(inp, pad);
     const value = tf.depthwiseConv2d(padded, firKernel(taps, gain, inp.shape[3], flipKernel), 1, 'valid');

@@ -1,0 +1,88 @@
+// `facestyle generate --checkpoint F --seeds 1-16 --psi 0.7 --out grid.png`
+import type { Command } from 'commander';
+import { UserError } from '../../errors.ts';
+import { renderGrid } from '../../images/grid.ts';
+import { encodeUnderLimit } from '../../images/encode.ts';
+import { writeImage } from '../../images/index.ts';
+import { type RgbImage, tensorToRgb } from '../../images/tensor-image.ts';
+import { initBackend } from '../../model/backend.ts';
+import { disposeCheckpoint, generatorParams, loadImageGenerator } from '../../model/checkpoint.ts';
+import { generateFromSeeds } from '../../model/generate.ts';
+import { Generator } from '../../model/networks/generator.ts';
+import type { NoiseMode } from '../../model/networks/synthesis.ts';
+import { parseSeeds } from '../../model/seeds.ts';
+import { createProgress } from '../progress.ts';
+
+interface GenerateCliOptions {
+  checkpoint: string;
+  seeds: string;
+  psi: string;
+  cutoff?: string;
+  noise: NoiseMode;
+  out: string;
+  columns?: string;
+  batch: string;
+  tile?: string;
+}
+
+export function parsePsi(value: string): number {
+  const psi = Number(value);
+  if (!Number.isFinite(psi) || psi < -1 || psi > 2)
+    throw new UserError(`--psi must be a number from -1 to 2, got "${value}"`);
+  return psi;
+}
+
+export function register(program: Command): void {
+  program
+    .command('generate')
+    .description('generate a labelled image grid from seeds (the same faces as NVIDIA gen_images.py --seeds)')
+    .requiredOption('--checkpoint <file>', 'model checkpoint (.safetensors)')
+    .option('--seeds <list>', 'seeds, e.g. 1-16,42', '0-7')
+    .option('--psi <value>', 'truncation psi', '1')
+    .option('--cutoff <n>', 'truncate only the first n ws')
+    .option('--noise <mode>', 'noise mode: const | random | none', 'const')
+    .option('--columns <n>', 'grid columns (default: about square)')
+    .option('--batch <n>', 'images per forward pass', '8')
+    .option('--tile <px>', 'tile size in the grid (default: model resolution, at least 128)')
+    .requiredOption('--out <file>', 'output image (.png; falls back to WebP/JPEG above 10 MiB)')
+    .action(async (opts: GenerateCliOptions) => {
+      await initBackend(program.opts().backend);
+      const seeds = parseSeeds(opts.seeds);
+      const psi = parsePsi(opts.psi);
+      if (!['const', 'random', 'none'].includes(opts.noise))
+        throw new UserError(`--noise must be const, random or none, got "${opts.noise}"`);
+      const ckpt = await loadImageGenerator(opts.checkpoint);
+      const G = new Generator(ckpt.config.G, generatorParams(ckpt));
+      const tiles: RgbImage[] = [];
+      const bar = createProgress('generating', seeds.length);
+      await generateFromSeeds(
+        G,
+        seeds,
+        async (images) => {
+          tiles.push(...(await tensorToRgb(images)));
+        },
+        {
+          psi,
+          cutoff: opts.cutoff === undefined ? null : Number(opts.cutoff),
+          noiseMode: opts.noise,
+          batchSize: Number(opts.batch),
+          onProgress: (done) => bar.update(done),
+        },
+      );
+      bar.stop();
+      disposeCheckpoint(ckpt);
+      const columns = opts.columns ? Number(opts.columns) : Math.ceil(Math.sqrt(seeds.length));
+      const grid = await renderGrid({
+        tiles,
+        columns,
+        tileLabels: seeds.map((s) => `seed ${s}`),
+        title: `${ckpt.meta.name} · psi ${psi}`,
+        tileSize: opts.tile ? Number(opts.tile) : Math.max(128, ckpt.config.G.resolution),
+      });
+      const encoded = await encodeUnderLimit(grid);
+      const written = await writeImage(opts.out, encoded);
+      process.stdout.write(
+        `wrote ${written} (${seeds.length} images, ${encoded.format}, ${encoded.width}x${encoded.height})\n`,
+      );
+    });
+}

@@ -1,0 +1,101 @@
+// The pictures that show what blending does, as the seed report shows it: base | style | blend
+// columns for a set of seeds, and a matrix of snapshot epochs x swap layers from one set of seeds.
+import { type RgbImage, tensorToRgb } from '../images/tensor-image.ts';
+import { type BlendDirection, blend, orderForDirection } from './blend.ts';
+import { seedsToZ } from './generate.ts';
+import { Generator } from './networks/generator.ts';
+import type { ParamStore } from './params.ts';
+import type { GeneratorConfig } from './config.ts';
+import { tf } from './tf.ts';
+
+export interface ShowcaseOptions {
+  seeds: number[];
+  psi?: number;
+  direction?: BlendDirection;
+  width?: number;
+}
+
+async function render(cfg: GeneratorConfig, params: ParamStore, ws: tf.Tensor3D): Promise<RgbImage[]> {
+  const img = tf.tidy(() => new Generator(cfg, params).synthesize(ws, { noiseMode: 'const' }));
+  try {
+    return await tensorToRgb(img);
+  } finally {
+    img.dispose();
+  }
+}
+
+/** ws for `seeds` through the mapping network a blend in `direction` would use (low's). */
+function blendWs(
+  cfg: GeneratorConfig,
+  base: ParamStore,
+  style: ParamStore,
+  opts: ShowcaseOptions,
+): tf.Tensor3D {
+  const { low } = orderForDirection(base, style, opts.direction ?? 'texture');
+  return tf.tidy(() => new Generator(cfg, low).map(seedsToZ(opts.seeds, cfg.zDim), { psi: opts.psi ?? 1 }));
+}
+
+/** Rows = seeds; columns = base, style, blend: every column rendered from the same ws. */
+export async function blendComparison(
+  cfg: GeneratorConfig,
+  base: ParamStore,
+  style: ParamStore,
+  layer: number,
+  opts: ShowcaseOptions,
+): Promise<{ rows: RgbImage[][]; columnLabels: string[]; rowLabels: string[] }> {
+  const ws = blendWs(cfg, base, style, opts);
+  const { low, high } = orderForDirection(base, style, opts.direction ?? 'texture');
+  const blended = blend(low, high, { layer, width: opts.width });
+  try {
+    const columns = [
+      await render(cfg, base, ws),
+      await render(cfg, style, ws),
+      await render(cfg, blended.params, ws),
+    ];
+    return {
+      rows: opts.seeds.map((_, i) => columns.map((c) => c[i])),
+      columnLabels: ['base', 'style', `blend ≥${layer}`],
+      rowLabels: opts.seeds.map((s) => `seed ${s}`),
+    };
+  } finally {
+    ws.dispose();
+    for (const t of blended.owned) t.dispose();
+  }
+}
+
+/**
+ * Rows = style snapshots (e.g. by epoch), columns = the unblended style then each swap layer;
+ * each cell holds the images of all seeds side by side.
+ */
+export async function blendMatrix(
+  cfg: GeneratorConfig,
+  base: ParamStore,
+  snapshots: Array<{ label: string; params: ParamStore }>,
+  layers: number[],
+  opts: ShowcaseOptions,
+): Promise<{ rows: RgbImage[][][]; columnLabels: string[]; rowLabels: string[] }> {
+  const rows: RgbImage[][][] = [];
+  for (const snap of snapshots) {
+    const ws = blendWs(cfg, base, snap.params, opts);
+    try {
+      const row: RgbImage[][] = [await render(cfg, base, ws), await render(cfg, snap.params, ws)];
+      const { low, high } = orderForDirection(base, snap.params, opts.direction ?? 'texture');
+      for (const layer of layers) {
+        const blended = blend(low, high, { layer, width: opts.width });
+        try {
+          row.push(await render(cfg, blended.params, ws));
+        } finally {
+          for (const t of blended.owned) t.dispose();
+        }
+      }
+      rows.push(row);
+    } finally {
+      ws.dispose();
+    }
+  }
+  return {
+    rows,
+    columnLabels: ['base', 'style', ...layers.map((l) => `swap ≥${l}`)],
+    rowLabels: snapshots.map((s) => s.label),
+  };
+}
