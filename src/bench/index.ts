@@ -1,7 +1,10 @@
 import type { Command } from 'commander';
+import { register as blend } from './blend.ts';
+import { register as dataset } from './dataset.ts';
+import { register as generate } from './generate.ts';
 
 /**
  * Benchmarks, run as `npm run bench -- <name> [options]`. Each module in src/bench registers one
- * subcommand of `facestyle bench` and prints a Markdown table row set for docs/benchmarks.md.
+ * subcommand of `facestyle bench` and prints Markdown rows for docs/benchmarks.md.
  */
-export const benches: Array<(bench: Command) => void> = [];
+export const benches: Array<(bench: Command) => void> = [generate, blend, dataset];

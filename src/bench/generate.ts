@@ -1,0 +1,82 @@
+// `npm run bench -- generate`: generator throughput (images/s) per backend and batch size, at
+// paper256 sizes by default (randomly initialised: speed does not depend on the weights).
+import type { Command } from 'commander';
+import { type BackendName, initBackend } from '../model/backend.ts';
+import { type GeneratorConfig, defaultGeneratorConfig } from '../model/config.ts';
+import { initParams } from '../model/init.ts';
+import { Generator } from '../model/networks/generator.ts';
+import { disposeParams } from '../model/params.ts';
+import { tf } from '../model/tf.ts';
+import { machineDescription, markdownTable, timeIt, today } from './common.ts';
+
+export interface GenerateBenchOptions {
+  backend: string;
+  res: string;
+  batches: string;
+  channelBase: string;
+  channelMax: string;
+  mappingLayers: string;
+  seconds: string;
+  warmup: string;
+  minIters: string;
+}
+
+export async function benchGenerate(opts: GenerateBenchOptions): Promise<string> {
+  const backend = opts.backend as BackendName;
+  const info = await initBackend(backend);
+  const cfg: GeneratorConfig = defaultGeneratorConfig({
+    resolution: Number(opts.res),
+    channelBase: Number(opts.channelBase),
+    channelMax: Number(opts.channelMax),
+    mappingLayers: Number(opts.mappingLayers),
+  });
+  const params = initParams(Generator.specs(cfg), 1);
+  const G = new Generator(cfg, params);
+  const rows: Array<Array<string | number>> = [];
+  for (const batch of opts.batches.split(',').map(Number)) {
+    const z = tf.randomNormal([batch, cfg.zDim]) as tf.Tensor2D;
+    const { perSecond, iters } = await timeIt(
+      async () => {
+        const img = G.generate(z, { noiseMode: 'const' });
+        await img.data();
+        img.dispose();
+      },
+      { minSeconds: Number(opts.seconds), warmup: Number(opts.warmup), minIters: Number(opts.minIters) },
+    );
+    z.dispose();
+    const row = [
+      today(),
+      info.name,
+      `${cfg.resolution} (base ${cfg.channelBase}, max ${cfg.channelMax}, map ${cfg.mappingLayers})`,
+      batch,
+      (perSecond * batch).toFixed(2),
+      iters,
+    ];
+    rows.push(row);
+    process.stderr.write(`batch ${batch}: ${(perSecond * batch).toFixed(2)} images/s\n`);
+  }
+  disposeParams(params);
+  const table = markdownTable(
+    ['date', 'backend', 'resolution / sizes', 'batch', 'images/s', 'iterations'],
+    rows,
+  );
+  return `Machine: ${machineDescription(info)}\n\n${table}\n`;
+}
+
+export function register(bench: Command): void {
+  bench
+    .command('generate')
+    .description('generator throughput (images/s) at paper256 sizes, batch 1, 8, 32')
+    .option('--backend <name>', 'backend', process.env.FACESTYLE_BACKEND ?? 'auto')
+    .option('--res <n>', 'resolution', '256')
+    .option('--batches <list>', 'comma-separated batch sizes', '1,8,32')
+    .option('--channel-base <n>', 'channel_base', '16384')
+    .option('--channel-max <n>', 'channel_max', '512')
+    .option('--mapping-layers <n>', 'mapping layers', '8')
+    .option('--seconds <n>', 'minimum timed seconds per batch size', '10')
+    .option('--warmup <n>', 'untimed warm-up passes (shader compilation, allocation)', '2')
+    .option('--min-iters <n>', 'minimum timed passes', '3')
+    .action(async (opts: GenerateBenchOptions) => {
+      process.stdout.write(await benchGenerate(opts));
+    });
+}
