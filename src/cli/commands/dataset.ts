@@ -1,15 +1,15 @@
 // `facestyle dataset build --in archive.zip --out datasets/NAME --res 256 [--align faces|center]`
 import type { Command } from 'commander';
-import { UserError } from '../../errors.ts';
 import {
   type ArchiveLimits,
+  buildDataset,
   DatasetError,
   type DatasetProgress,
-  buildDataset,
   summarizeDataset,
 } from '../../datasets/index.ts';
 import type { AlignMode, MultipleFacesPolicy } from '../../datasets/types.ts';
-import { type Progress, createProgress } from '../progress.ts';
+import { UserError } from '../../errors.ts';
+import { createProgress, type Progress } from '../progress.ts';
 
 interface DatasetBuildCliOptions {
   in: string;
