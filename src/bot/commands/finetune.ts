@@ -1,0 +1,241 @@
+// /finetune dataset name [epochs] [snapshot_every] [base]: admins train a new style model from an
+// uploaded archive of faces. The archive is fetched at once (CDN links expire); progress goes to an
+// ordinary channel message edited in place, which outlives the 15-minute interaction token and a
+// restart of the bot (its ids are kept with the job).
+import { open, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  type Attachment,
+  type ChatInputCommandInteraction,
+  EmbedBuilder,
+  InteractionContextType,
+  PermissionFlagsBits,
+  SlashCommandBuilder,
+} from 'discord.js';
+import { sniffArchive, sniffImage } from '../../datasets/sniff.ts';
+import { isUserError, UserError } from '../../errors.ts';
+import type { InteractionContext, SlashCommand } from '../command.ts';
+import { downloadAttachment } from '../download.ts';
+import { Colors, messageLink, progressBar } from '../replies.ts';
+import { jobMeta } from '../submit.ts';
+import { ChannelMessageTarget } from '../tracker.ts';
+import { autocompleteModel, defaultModel, findModel } from './models-option.ts';
+
+export const MAX_DATASET_BYTES = 500 * 2 ** 20;
+const DEFAULT_EPOCHS = 50;
+const MAX_EPOCHS = 1000;
+const SNAPSHOTS_BY_DEFAULT = 5;
+const MODEL_NAME = /^[a-z0-9][a-z0-9_-]{1,31}$/;
+const ARCHIVE_NAME = /\.(zip|tar|tar\.gz|tgz)$/i;
+const READABLE_ARCHIVES = new Set(['zip', 'gzip', 'tar']);
+// What the bot must be allowed in the channel to post and edit the progress message.
+const CHANNEL_PERMISSIONS = [
+  PermissionFlagsBits.ViewChannel,
+  PermissionFlagsBits.SendMessages,
+  PermissionFlagsBits.EmbedLinks,
+  PermissionFlagsBits.AttachFiles,
+];
+
+/** Refuses what is obviously not a dataset archive before spending a download on it. */
+export function checkDatasetAttachment(attachment: Attachment): void {
+  if (attachment.contentType?.startsWith('image/')) {
+    throw new UserError(
+      `"${attachment.name}" is a single image, not a dataset`,
+      'upload a .zip or .tar.gz archive with a few hundred face images',
+    );
+  }
+  if (!ARCHIVE_NAME.test(attachment.name)) {
+    throw new UserError(
+      `"${attachment.name}" is not a .zip or .tar.gz archive`,
+      'pack the face images into a .zip and upload that',
+    );
+  }
+  if (attachment.size > MAX_DATASET_BYTES) {
+    throw new UserError(
+      `the archive is ${(attachment.size / 2 ** 20).toFixed(0)} MiB; the limit is ${MAX_DATASET_BYTES / 2 ** 20} MiB`,
+      'a few hundred images of about 1024 px are enough',
+    );
+  }
+}
+
+/** Reads the first bytes of the download: the name may lie about what it is. */
+async function checkArchiveContent(path: string, name: string): Promise<void> {
+  const handle = await open(path, 'r');
+  const head = Buffer.alloc(512);
+  try {
+    await handle.read(head, 0, head.length, 0);
+  } finally {
+    await handle.close();
+  }
+  const format = sniffArchive(head);
+  if (format && READABLE_ARCHIVES.has(format)) return;
+  if (format)
+    throw new UserError(
+      `"${name}" is a ${format} archive, which is not supported`,
+      'repack it as .zip or .tar.gz',
+    );
+  if (sniffImage(head))
+    throw new UserError(`"${name}" is an image renamed as an archive`, 'upload a real .zip of the images');
+  throw new UserError(
+    `"${name}" is not a readable archive`,
+    'upload a .zip or .tar.gz made with an ordinary archiver',
+  );
+}
+
+function checkModelName(name: string): void {
+  if (!MODEL_NAME.test(name)) {
+    throw new UserError(
+      `"${name}" cannot be a model name`,
+      'use 2 to 32 lower-case letters, digits, - or _, starting with a letter or digit',
+    );
+  }
+}
+
+function stageEmbed(name: string, stage: string): EmbedBuilder {
+  return new EmbedBuilder().setColor(Colors.queued).setTitle(`Fine-tune ${name}`).setDescription(stage);
+}
+
+// Dataset preparation reports often; the channel message is edited at most this often.
+const PREPARE_REFRESH_MS = 5_000;
+
+interface FinetuneRequest {
+  dataset: Attachment;
+  name: string;
+  epochs: number;
+  snapshotEvery: number;
+}
+
+/** The options, checked without any I/O so that mistakes are answered at once. */
+function readRequest(interaction: ChatInputCommandInteraction): FinetuneRequest {
+  const dataset = interaction.options.getAttachment('dataset', true);
+  const name = interaction.options.getString('name', true).trim();
+  const epochs = interaction.options.getInteger('epochs') ?? DEFAULT_EPOCHS;
+  const snapshotEvery =
+    interaction.options.getInteger('snapshot_every') ??
+    Math.max(1, Math.floor(epochs / SNAPSHOTS_BY_DEFAULT));
+  checkModelName(name);
+  checkDatasetAttachment(dataset);
+  if (snapshotEvery > epochs) {
+    throw new UserError(
+      `snapshot_every (${snapshotEvery}) is more than epochs (${epochs})`,
+      'snapshots are saved every that many epochs',
+    );
+  }
+  if (!interaction.appPermissions.has(CHANNEL_PERMISSIONS)) {
+    throw new UserError(
+      'I cannot post the progress message in this channel',
+      'give me View Channel, Send Messages, Embed Links and Attach Files here, or run /finetune in another channel',
+    );
+  }
+  return { dataset, name, epochs, snapshotEvery };
+}
+
+async function run(interaction: ChatInputCommandInteraction, ctx: InteractionContext): Promise<void> {
+  const request = readRequest(interaction);
+  const { dataset, name } = request;
+  await ctx.respond.defer('ephemeral');
+  const baseName = interaction.options.getString('base');
+  const base = baseName ? await findModel(ctx, baseName) : await defaultModel(ctx);
+  if ((await ctx.services.models.list()).some((m) => m.name === name)) {
+    throw new UserError(`a model called "${name}" already exists`, 'pick another name (see /models)');
+  }
+  const archive = join(
+    ctx.config.dataDir,
+    'uploads',
+    `${interaction.id}-${dataset.name.replace(/[^\w.-]/g, '_')}`,
+  );
+  try {
+    // At once: the attachment URL is signed and expires.
+    await downloadAttachment(dataset.url, archive, MAX_DATASET_BYTES);
+    await checkArchiveContent(archive, dataset.name);
+    const status = new ChannelMessageTarget(ctx.client, interaction.channelId);
+    const where = await status.show({
+      embeds: [stageEmbed(name, `Preparing the dataset from ${dataset.name}…`)],
+      components: [],
+    });
+    const link = messageLink(interaction.guildId ?? '', where.channelId, where.messageId);
+    await ctx.respond.send({ content: `Preparing the dataset: progress in ${link}` });
+    try {
+      let shownAt = Date.now();
+      const imported = await ctx.services.datasets.importArchive(archive, {
+        name,
+        resolution: base.resolution,
+        onProgress: (fraction, stage) => {
+          if (Date.now() - shownAt < PREPARE_REFRESH_MS) return;
+          shownAt = Date.now();
+          const text = `Preparing the dataset: ${stage}\n${progressBar(fraction)}`;
+          status.show({ embeds: [stageEmbed(name, text)], components: [] }).catch(() => {});
+        },
+      });
+      const job = await ctx.services.jobs.submit({
+        kind: 'finetune',
+        payload: {
+          datasetDir: imported.datasetDir,
+          base: base.name,
+          epochs: request.epochs,
+          snapshotEvery: request.snapshotEvery,
+          runDir: await ctx.services.models.reserveRunDir(name),
+        },
+        actor: { userId: interaction.user.id, isAdmin: true },
+        meta: { ...jobMeta(interaction), statusMessageId: where.messageId, modelName: name },
+      });
+      await ctx.tracker.watch(job, status);
+      await ctx.respond.send({
+        content: `Fine-tune **${name}** queued as job \`${job.id}\` with ${imported.images} images (${imported.skipped} skipped): progress in ${link}`,
+      });
+    } catch (err) {
+      // The channel message must not stay at "preparing" forever.
+      const reason = isUserError(err) ? err.message : 'an internal error (see the bot log)';
+      await status
+        .show({
+          embeds: [stageEmbed(name, `Could not start: ${reason}`).setColor(Colors.failed)],
+          components: [],
+        })
+        .catch(() => {});
+      throw err;
+    }
+  } finally {
+    await rm(archive, { force: true });
+  }
+}
+
+export const finetune: SlashCommand = {
+  data: new SlashCommandBuilder()
+    .setName('finetune')
+    .setDescription('Train a new style model from an archive of faces (admins)')
+    .setContexts(InteractionContextType.Guild)
+    .setDefaultMemberPermissions(PermissionFlagsBits.ManageGuild)
+    .addAttachmentOption((o) =>
+      o.setName('dataset').setDescription('A .zip or .tar.gz of a few hundred face images').setRequired(true),
+    )
+    .addStringOption((o) =>
+      o
+        .setName('name')
+        .setDescription('Name of the new model (lower case, digits, - and _)')
+        .setRequired(true)
+        .setMaxLength(32),
+    )
+    .addIntegerOption((o) =>
+      o
+        .setName('epochs')
+        .setDescription(`Passes over the dataset (default ${DEFAULT_EPOCHS})`)
+        .setMinValue(1)
+        .setMaxValue(MAX_EPOCHS),
+    )
+    .addIntegerOption((o) =>
+      o
+        .setName('snapshot_every')
+        .setDescription('Save a snapshot and a preview every this many epochs')
+        .setMinValue(1),
+    )
+    .addStringOption((o) =>
+      o
+        .setName('base')
+        .setDescription('Model to start from (default: the default model)')
+        .setAutocomplete(true),
+    ),
+  visibility: 'ephemeral',
+  adminOnly: true,
+  execute: run,
+  autocomplete: (interaction, ctx) => autocompleteModel(interaction, ctx, ['base']),
+};

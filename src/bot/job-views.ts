@@ -1,0 +1,144 @@
+// A job as a Discord message: its live status while it waits or runs (with a cancel button and the
+// latest preview), then its result (image grid, reroll and vote buttons) or why it ended. Result
+// images over the upload limit are re-encoded to fit rather than refused.
+import { stat } from 'node:fs/promises';
+import { extname } from 'node:path';
+import { type ActionRowBuilder, AttachmentBuilder, type ButtonBuilder, EmbedBuilder } from 'discord.js';
+import sharp from 'sharp';
+import { pipelineToRgb } from '../images/compose.ts';
+import { encodeUnderLimit, FILE_EXTENSIONS } from '../images/encode.ts';
+import type { JobInfo } from '../jobs/types.ts';
+import {
+  buttonRow,
+  Colors,
+  cancelButton,
+  describeJob,
+  formatSeeds,
+  jobStatusEmbed,
+  rerollButton,
+  voteButton,
+} from './replies.ts';
+
+/** A message body the status targets send or edit. */
+export interface StatusPayload {
+  content?: string;
+  embeds: EmbedBuilder[];
+  components: Array<ActionRowBuilder<ButtonBuilder>>;
+  /** New files; when present they replace the message's attachments, when absent these stay. */
+  files?: AttachmentBuilder[];
+  /** Users the content may ping. */
+  mentionUsers?: string[];
+  /** The preview the message shows after this payload, if any. */
+  preview?: ShownPreview;
+}
+
+/** A preview attachment and which version of which file it shows. */
+export interface ShownPreview {
+  name: string;
+  /** Path, modification time and size: workers may rewrite one preview file in place. */
+  key: string;
+}
+
+export interface RenderOptions {
+  /** Bytes one upload may have. */
+  uploadLimit: number;
+  /** The preview the message shows now: kept while the job's preview is unchanged, else replaced. */
+  shownPreview?: ShownPreview;
+  /** Current votes of the result, for the vote button. */
+  votes?: number;
+}
+
+/** Kinds whose results members vote on and reroll. */
+export const VOTABLE_KINDS = new Set(['generate', 'blend']);
+
+/** An upload for `path` named `name`, re-encoded if it is over `limit` bytes. */
+export async function uploadFor(path: string, name: string, limit: number): Promise<AttachmentBuilder> {
+  const { size } = await stat(path);
+  if (size <= limit) return new AttachmentBuilder(path, { name: `${name}${extname(path).toLowerCase()}` });
+  const encoded = await encodeUnderLimit(await pipelineToRgb(sharp(path)), { maxBytes: limit });
+  return new AttachmentBuilder(encoded.buffer, { name: `${name}${FILE_EXTENSIONS[encoded.format]}` });
+}
+
+/** Identifies one version of a file; undefined when it is gone. */
+async function fileVersion(path: string): Promise<string | undefined> {
+  const info = await stat(path).catch(() => undefined);
+  return info ? `${path}@${info.mtimeMs}:${info.size}` : undefined;
+}
+
+export async function renderJob(job: JobInfo, options: RenderOptions): Promise<StatusPayload> {
+  if (job.status === 'completed') return renderResult(job, options);
+  if (job.status === 'queued' || job.status === 'running') {
+    const path = job.progress?.previewPath;
+    const key = path ? await fileVersion(path) : undefined;
+    let preview = key && key === options.shownPreview?.key ? options.shownPreview : undefined;
+    let files: AttachmentBuilder[] | undefined;
+    if (path && key && !preview) {
+      files = [await uploadFor(path, 'preview', options.uploadLimit)];
+      preview = { name: files[0].name!, key };
+    }
+    return {
+      embeds: [jobStatusEmbed(job, { previewName: preview?.name })],
+      components: [buttonRow(cancelButton(job.id))],
+      // An old preview is dropped when the job has none any more.
+      files: files ?? (options.shownPreview && !preview ? [] : undefined),
+      preview,
+    };
+  }
+  // Failed or cancelled: no buttons left to press, and no stale preview.
+  return { embeds: [jobStatusEmbed(job)], components: [], files: [] };
+}
+
+async function renderResult(job: JobInfo, options: RenderOptions): Promise<StatusPayload> {
+  const embed = new EmbedBuilder().setColor(Colors.done).setFooter({ text: `job ${job.id}` });
+  const files: AttachmentBuilder[] = [];
+  const votable = [buttonRow(rerollButton(job.id), voteButton(job.id, options.votes ?? 0))];
+  switch (job.kind) {
+    case 'generate': {
+      const result = job.result!;
+      const image = result.gridPath ?? result.imagePaths[0];
+      files.push(await uploadFor(image, `facestyle-${job.id}`, options.uploadLimit));
+      embed
+        .setTitle(`Seed${job.payload.seeds.length === 1 ? '' : 's'} ${formatSeeds(job.payload.seeds)}`)
+        .setDescription(`${describeJob(job)}\nby <@${job.userId}>`);
+      embed.setImage(`attachment://${files[0].name}`);
+      return { embeds: [embed], components: votable, files };
+    }
+    case 'blend': {
+      const result = job.result!;
+      files.push(await uploadFor(result.gridPath, `blend-${job.id}`, options.uploadLimit));
+      if (result.matrixPath)
+        files.push(await uploadFor(result.matrixPath, `matrix-${job.id}`, options.uploadLimit));
+      embed
+        .setTitle(`Blend at ${job.payload.layer}px`)
+        .setDescription(`${describeJob(job)}\nrows: base | style | blend · by <@${job.userId}>`)
+        .setImage(`attachment://${files[0].name}`);
+      return { embeds: [embed], components: votable, files };
+    }
+    case 'finetune': {
+      const snapshots = job.result?.snapshots ?? [];
+      const name = job.meta.modelName ?? 'the new model';
+      const last = snapshots.at(-1);
+      embed
+        .setTitle(`Fine-tune ${name} finished`)
+        .setDescription(
+          [
+            describeJob(job),
+            snapshots.length
+              ? `Snapshots at epoch${snapshots.length === 1 ? '' : 's'} ${snapshots.map((s) => s.epoch).join(', ')}.`
+              : 'No snapshot was saved.',
+            last ? `Try it: \`/blend model:${name} epochs:${last.epoch} layer:32\`` : '',
+          ]
+            .filter(Boolean)
+            .join('\n'),
+        );
+      if (last?.previewPath) {
+        files.push(await uploadFor(last.previewPath, `preview-${job.id}`, options.uploadLimit));
+        embed.setImage(`attachment://${files[0].name}`);
+      }
+      return { embeds: [embed], components: [], files };
+    }
+    default:
+      embed.setTitle('Done').setDescription(describeJob(job));
+      return { embeds: [embed], components: [], files };
+  }
+}

@@ -1,0 +1,68 @@
+// What the bot needs from the rest of facestyle, as narrow interfaces: the job queue (a subset of
+// src/jobs JobQueue, so the real queue fits as is), the model catalogue, dataset intake and votes.
+// Commands see nothing else, which keeps them testable and the wiring in one place.
+import type { JobKinds } from '../jobs/kinds.ts';
+import type { JobQueue } from '../jobs/types.ts';
+import type { VoteStore } from './votes.ts';
+
+/** The job queue as the bot uses it. `createJobQueue()`'s queue satisfies it. */
+export type BotJobs = Pick<JobQueue<JobKinds>, 'submit' | 'get' | 'list' | 'cancel' | 'subscribe' | 'stats'>;
+
+export type ModelKind = 'base' | 'finetuned' | 'blend';
+
+export interface ModelSummary {
+  /** What members type in `model:` options. */
+  name: string;
+  kind: ModelKind;
+  /** Output resolution in pixels. */
+  resolution: number;
+  /** The model a fine-tune or blend started from. */
+  parent?: string;
+  /** Epochs with a saved snapshot (fine-tunes), oldest first. */
+  snapshots?: number[];
+  /** One line for /models. */
+  description?: string;
+  createdAt?: number;
+}
+
+export interface ModelCatalog {
+  list(): Promise<ModelSummary[]>;
+  /** The model /generate uses when none is named; undefined while no model is installed. */
+  defaultModel(): Promise<string | undefined>;
+  /**
+   * The checkpoint reference a job payload takes for a fine-tune's snapshot at `epoch` (the latest
+   * when absent); throws a `UserError` naming the epochs that exist.
+   */
+  snapshot(model: string, epoch?: number): Promise<string>;
+  /** A new, empty folder for the snapshots of a fine-tune called `name`; `UserError` if taken. */
+  reserveRunDir(name: string): Promise<string>;
+}
+
+export interface ImportedDataset {
+  /** Prepared dataset folder, what FinetunePayload.datasetDir takes. */
+  datasetDir: string;
+  /** Usable face images in it. */
+  images: number;
+  /** Entries skipped (not an image, no face, duplicate), for the summary. */
+  skipped: number;
+}
+
+export interface DatasetIntake {
+  /** Checks, unpacks and aligns an uploaded archive; throws `UserError`s a member can act on. */
+  importArchive(
+    archivePath: string,
+    options: {
+      name: string;
+      /** Side of the training images: the base model's resolution. */
+      resolution: number;
+      onProgress?: (fraction: number, stage: string) => void;
+    },
+  ): Promise<ImportedDataset>;
+}
+
+export interface BotServices {
+  jobs: BotJobs;
+  models: ModelCatalog;
+  datasets: DatasetIntake;
+  votes: VoteStore;
+}

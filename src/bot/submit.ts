@@ -1,0 +1,33 @@
+// Queues a job for an interaction and shows its live status in the interaction's public reply.
+import type { ButtonInteraction, ChatInputCommandInteraction } from 'discord.js';
+import type { JobKind, PayloadOf } from '../jobs/kinds.ts';
+import type { JobKinds } from '../jobs/kinds.ts';
+import type { InteractionContext } from './command.ts';
+import { InteractionReplyTarget } from './tracker.ts';
+
+/** The job's caller context: where its messages go after the interaction token ran out. */
+export function jobMeta(
+  interaction: ChatInputCommandInteraction | ButtonInteraction,
+): Record<string, string> {
+  return {
+    guildId: interaction.guildId ?? '',
+    channelId: interaction.channelId ?? '',
+    interactionId: interaction.id,
+  };
+}
+
+export async function submitAndShow<K extends JobKind>(
+  interaction: ChatInputCommandInteraction | ButtonInteraction,
+  ctx: InteractionContext,
+  kind: K,
+  payload: PayloadOf<JobKinds, K>,
+): Promise<void> {
+  await ctx.respond.defer('public');
+  const job = await ctx.services.jobs.submit({
+    kind,
+    payload,
+    actor: { userId: interaction.user.id, isAdmin: ctx.isAdmin },
+    meta: jobMeta(interaction),
+  });
+  await ctx.tracker.watch(job, new InteractionReplyTarget(ctx.respond, ctx.client, ctx.tokenLifetimeMs));
+}

@@ -1,0 +1,189 @@
+// Votes on results (generated grids, blends) and the per-guild leaderboard, in SQLite. A vote is a
+// row keyed by (result, member): the primary key makes a second vote impossible whatever the
+// timing, and a toggle is one IMMEDIATE transaction (delete, else insert), so double clicks,
+// concurrent clicks, several bot processes on one file and restarts cannot inflate a tally.
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { UserError } from '../errors.ts';
+
+export interface ResultRecord {
+  /** The job id of the result; what `vote:<resultId>` buttons carry. */
+  resultId: string;
+  guildId: string;
+  channelId: string;
+  /** The message showing the result, for jump links; set once it is posted. */
+  messageId?: string;
+  authorId: string;
+  kind: string;
+  /** One line: "seeds 1-4 · ffhq256 · psi 0.7". */
+  title: string;
+  /** The result image on disk, for contest announcements (CDN links expire). */
+  imagePath?: string;
+  createdAt: number;
+}
+
+export interface RankedResult extends ResultRecord {
+  votes: number;
+}
+
+export interface RankedCreator {
+  authorId: string;
+  votes: number;
+  results: number;
+}
+
+export interface VoteOutcome {
+  /** Whether the member's vote now counts (false: the click removed it). */
+  voted: boolean;
+  votes: number;
+}
+
+interface ResultRow {
+  result_id: string;
+  guild_id: string;
+  channel_id: string;
+  message_id: string | null;
+  author_id: string;
+  kind: string;
+  title: string;
+  image_path: string | null;
+  created_at: number;
+  votes?: number;
+}
+
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS results (
+    result_id  TEXT PRIMARY KEY,
+    guild_id   TEXT NOT NULL,
+    channel_id TEXT NOT NULL,
+    message_id TEXT,
+    author_id  TEXT NOT NULL,
+    kind       TEXT NOT NULL,
+    title      TEXT NOT NULL,
+    image_path TEXT,
+    created_at INTEGER NOT NULL
+  );
+  CREATE INDEX IF NOT EXISTS results_by_guild ON results (guild_id, created_at);
+  CREATE TABLE IF NOT EXISTS votes (
+    result_id TEXT NOT NULL REFERENCES results (result_id) ON DELETE CASCADE,
+    member_id TEXT NOT NULL,
+    voted_at  INTEGER NOT NULL,
+    PRIMARY KEY (result_id, member_id)
+  );
+`;
+
+// Another process may hold the write lock for a moment; wait rather than fail the click.
+const BUSY_TIMEOUT_MS = 5_000;
+
+function fromRow(row: ResultRow): RankedResult {
+  return {
+    resultId: row.result_id,
+    guildId: row.guild_id,
+    channelId: row.channel_id,
+    messageId: row.message_id ?? undefined,
+    authorId: row.author_id,
+    kind: row.kind,
+    title: row.title,
+    imagePath: row.image_path ?? undefined,
+    createdAt: row.created_at,
+    votes: row.votes ?? 0,
+  };
+}
+
+export class VoteStore {
+  private readonly db: Database.Database;
+  private readonly statements;
+
+  private constructor(file: string) {
+    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+    this.db = new Database(file, { timeout: BUSY_TIMEOUT_MS });
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('foreign_keys = ON');
+    this.db.exec(SCHEMA);
+    this.statements = {
+      upsertResult: this.db.prepare(`
+        INSERT INTO results (result_id, guild_id, channel_id, message_id, author_id, kind, title, image_path, created_at)
+        VALUES (@resultId, @guildId, @channelId, @messageId, @authorId, @kind, @title, @imagePath, @createdAt)
+        ON CONFLICT (result_id) DO UPDATE SET
+          channel_id = excluded.channel_id,
+          message_id = COALESCE(excluded.message_id, results.message_id),
+          title = excluded.title,
+          image_path = COALESCE(excluded.image_path, results.image_path)`),
+      result: this.db.prepare<[string], ResultRow>(`SELECT * FROM results WHERE result_id = ?`),
+      deleteVote: this.db.prepare<[string, string]>(
+        `DELETE FROM votes WHERE result_id = ? AND member_id = ?`,
+      ),
+      insertVote: this.db.prepare<[string, string, number]>(
+        `INSERT INTO votes (result_id, member_id, voted_at) VALUES (?, ?, ?)`,
+      ),
+      count: this.db.prepare<[string], { n: number }>(`SELECT COUNT(*) AS n FROM votes WHERE result_id = ?`),
+      topResults: this.db.prepare<[string, number, number], ResultRow>(`
+        SELECT r.*, COUNT(v.member_id) AS votes FROM results r JOIN votes v ON v.result_id = r.result_id
+        WHERE r.guild_id = ? AND r.created_at >= ?
+        GROUP BY r.result_id ORDER BY votes DESC, r.created_at ASC LIMIT ?`),
+      topCreators: this.db.prepare<
+        [string, number, number],
+        { author_id: string; votes: number; results: number }
+      >(`
+        SELECT r.author_id, COUNT(v.member_id) AS votes, COUNT(DISTINCT r.result_id) AS results
+        FROM results r JOIN votes v ON v.result_id = r.result_id
+        WHERE r.guild_id = ? AND r.created_at >= ?
+        GROUP BY r.author_id ORDER BY votes DESC, MIN(r.created_at) ASC LIMIT ?`),
+    };
+  }
+
+  /** Opens (creating if needed) the vote database; `:memory:` for a throwaway one. */
+  static open(file: string): VoteStore {
+    return new VoteStore(file);
+  }
+
+  /** Records a result members can vote on, or updates where it is shown. */
+  registerResult(result: ResultRecord): void {
+    this.statements.upsertResult.run({ messageId: null, imagePath: null, ...result });
+  }
+
+  result(resultId: string): RankedResult | undefined {
+    const row = this.statements.result.get(resultId);
+    return row ? { ...fromRow(row), votes: this.count(resultId) } : undefined;
+  }
+
+  count(resultId: string): number {
+    return this.statements.count.get(resultId)?.n ?? 0;
+  }
+
+  /** Adds the member's vote, or removes it if it was there. */
+  toggle(resultId: string, memberId: string, now = Date.now()): VoteOutcome {
+    const run = this.db.transaction((): VoteOutcome => {
+      const result = this.statements.result.get(resultId);
+      if (!result) {
+        throw new UserError(
+          'this result is no longer in the vote records',
+          'vote on a newer result, or make one with /generate',
+        );
+      }
+      if (result.author_id === memberId) throw new UserError('you cannot vote for your own result');
+      const removed = this.statements.deleteVote.run(resultId, memberId).changes > 0;
+      if (!removed) this.statements.insertVote.run(resultId, memberId, now);
+      return { voted: !removed, votes: this.statements.count.get(resultId)?.n ?? 0 };
+    });
+    // IMMEDIATE takes the write lock before reading, so two processes cannot both see "no vote".
+    return run.immediate();
+  }
+
+  /** The most voted results of a guild made since `since` (ms since epoch). */
+  topResults(guildId: string, options: { since?: number; limit?: number } = {}): RankedResult[] {
+    return this.statements.topResults.all(guildId, options.since ?? 0, options.limit ?? 10).map(fromRow);
+  }
+
+  /** Members whose results got the most votes in a guild since `since`. */
+  topCreators(guildId: string, options: { since?: number; limit?: number } = {}): RankedCreator[] {
+    return this.statements.topCreators
+      .all(guildId, options.since ?? 0, options.limit ?? 10)
+      .map((row) => ({ authorId: row.author_id, votes: row.votes, results: row.results }));
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}

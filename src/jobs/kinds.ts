@@ -1,0 +1,296 @@
+// The kinds of work the GPU worker does: each kind's payload and result types, and the rules the
+// queue applies to it (lane, priority, time limit, attempts, batching, ETA units). Payloads and
+// results cross process boundaries and are stored, so they are plain JSON.
+import { UserError } from '../errors.ts';
+
+/** Short jobs and fine-tunes never wait for each other: each lane runs on its own. */
+export type Lane = 'short' | 'long';
+export const LANES: readonly Lane[] = ['short', 'long'];
+
+export type NoiseMode = 'const' | 'random' | 'none';
+
+export interface GeneratePayload {
+  /** Model name or checkpoint path, resolved by the worker. */
+  checkpoint: string;
+  seeds: number[];
+  /** Truncation psi (1 = none). */
+  psi: number;
+  noiseMode?: NoiseMode;
+  /** Also lay the images out as one grid image. */
+  grid?: boolean;
+}
+export interface GenerateResult {
+  imagePaths: string[];
+  gridPath?: string;
+}
+
+export interface BlendPayload {
+  /** The model that keeps the coarse layers (pose, shape). */
+  base: string;
+  /** The fine-tuned model that gives the fine layers (texture, colour). */
+  style: string;
+  /** Resolution at which the blend switches from base to style. */
+  layer: number;
+  /** Width of a smooth transition in layers; 0 swaps sharply. */
+  width?: number;
+  direction?: 'base-to-style' | 'style-to-base';
+  seeds: number[];
+  psi: number;
+  /** Also render the matrix of every swap layer. */
+  matrix?: boolean;
+}
+export interface BlendResult {
+  /** base | style | blend, one row per seed. */
+  gridPath: string;
+  matrixPath?: string;
+  /** The blended generator, saved so it can be used as a model. */
+  checkpointPath?: string;
+}
+
+export interface FinetunePayload {
+  datasetDir: string;
+  /** Model the fine-tune starts from. */
+  base: string;
+  epochs: number;
+  /** Save a snapshot (and a preview grid) every this many epochs. */
+  snapshotEvery: number;
+  /** Folder that receives the snapshots; it outlives the job's artifacts. */
+  runDir: string;
+  batchSize?: number;
+  learningRate?: number;
+}
+export interface FinetuneSnapshot {
+  epoch: number;
+  checkpointPath: string;
+  previewPath?: string;
+}
+export interface FinetuneResult {
+  snapshots: FinetuneSnapshot[];
+}
+/** Where an interrupted fine-tune continues: its last snapshot. */
+export interface FinetuneResume {
+  epoch: number;
+  checkpointPath: string;
+  snapshots: FinetuneSnapshot[];
+}
+
+export interface ToonifyPayload {
+  /** Photo of a face, already on disk. */
+  imagePath: string;
+  base: string;
+  style: string;
+  layer: number;
+}
+export interface ToonifyResult {
+  imagePath: string;
+  /** The photo as the base model reconstructs it, for comparison. */
+  projectedPath?: string;
+}
+
+/** Does nothing for `durationMs` in `steps` progress reports: measures the queue itself. */
+export interface NoopPayload {
+  durationMs?: number;
+  steps?: number;
+}
+export interface NoopResult {
+  steps: number;
+  /** The worker process that ran it. */
+  pid: number;
+}
+
+/** The types of one kind: what the handler receives, returns and may save to resume. */
+export interface KindTypes {
+  payload: unknown;
+  result: unknown;
+  resume?: unknown;
+}
+export type KindMap = { [kind: string]: KindTypes };
+
+/** Every kind the production worker runs. A type (not an interface) so it fits `KindMap`. */
+export type JobKinds = {
+  generate: { payload: GeneratePayload; result: GenerateResult };
+  blend: { payload: BlendPayload; result: BlendResult };
+  finetune: { payload: FinetunePayload; result: FinetuneResult; resume: FinetuneResume };
+  toonify: { payload: ToonifyPayload; result: ToonifyResult };
+  noop: { payload: NoopPayload; result: NoopResult };
+};
+
+export type KindOf<KM extends KindMap> = keyof KM & string;
+export type JobKind = KindOf<JobKinds>;
+export type PayloadOf<KM extends KindMap, K extends KindOf<KM>> = KM[K]['payload'];
+export type ResultOf<KM extends KindMap, K extends KindOf<KM>> = KM[K]['result'];
+export type ResumeOf<KM extends KindMap, K extends KindOf<KM>> = KM[K] extends { resume: infer R }
+  ? R
+  : never;
+
+export interface KindSpec<P = unknown> {
+  lane: Lane;
+  /** Lower runs first among the lane's queued jobs. */
+  priority: number;
+  timeLimitMs: number;
+  /** Attempts when the worker dies under the job (kill, crash); errors the handler throws are final. */
+  maxAttempts: number;
+  /** Work units for ETAs (images, epochs); durations are averaged per unit. */
+  units(payload: P): number;
+  /** Seconds per unit until jobs of this kind have been measured. */
+  defaultSecondsPerUnit: number;
+  /** Jobs with equal keys can share one batch (one forward pass); absent: never batched. */
+  batchKey?(payload: P): string;
+  /** Checks a payload that came from outside; throws `UserError`. */
+  validate(payload: unknown): P;
+}
+export type KindSpecs<KM extends KindMap> = { [K in KindOf<KM>]: KindSpec<PayloadOf<KM, K>> };
+
+const MINUTE = 60_000;
+
+function record(payload: unknown, kind: string): Record<string, unknown> {
+  if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) {
+    throw new UserError(`a ${kind} job needs an object payload`);
+  }
+  return payload as Record<string, unknown>;
+}
+
+function text(obj: Record<string, unknown>, key: string, kind: string): string {
+  const value = obj[key];
+  if (typeof value !== 'string' || value.length === 0)
+    throw new UserError(`${kind}: "${key}" must be a non-empty string`);
+  return value;
+}
+
+function integer(obj: Record<string, unknown>, key: string, kind: string, min: number, max: number): number {
+  const value = obj[key];
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new UserError(
+      `${kind}: "${key}" must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`,
+    );
+  }
+  return value;
+}
+
+function optionalInteger(
+  obj: Record<string, unknown>,
+  key: string,
+  kind: string,
+  min: number,
+  max: number,
+): void {
+  if (obj[key] !== undefined) integer(obj, key, kind, min, max);
+}
+
+function finite(obj: Record<string, unknown>, key: string, kind: string, min: number, max: number): number {
+  const value = obj[key];
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
+    throw new UserError(
+      `${kind}: "${key}" must be a number from ${min} to ${max}, got ${JSON.stringify(value)}`,
+    );
+  }
+  return value;
+}
+
+const MAX_SEEDS = 64;
+const MAX_SEED = 2 ** 32 - 1;
+
+function seeds(obj: Record<string, unknown>, kind: string): number[] {
+  const value = obj.seeds;
+  if (!Array.isArray(value) || value.length === 0 || value.length > MAX_SEEDS) {
+    throw new UserError(`${kind}: "seeds" must be a list of 1 to ${MAX_SEEDS} seeds`);
+  }
+  for (const seed of value) {
+    if (typeof seed !== 'number' || !Number.isInteger(seed) || seed < 0 || seed > MAX_SEED) {
+      throw new UserError(
+        `${kind}: every seed must be an integer from 0 to ${MAX_SEED}, got ${JSON.stringify(seed)}`,
+      );
+    }
+  }
+  return value;
+}
+
+export const KIND_SPECS: KindSpecs<JobKinds> = {
+  generate: {
+    lane: 'short',
+    priority: 10,
+    timeLimitMs: 5 * MINUTE,
+    maxAttempts: 2,
+    units: (p) => p.seeds.length,
+    defaultSecondsPerUnit: 2,
+    // Only the model and the truncation change the forward pass; seeds are per sample.
+    batchKey: (p) => JSON.stringify([p.checkpoint, p.psi, p.noiseMode ?? 'const']),
+    validate(payload) {
+      const p = record(payload, 'generate');
+      text(p, 'checkpoint', 'generate');
+      seeds(p, 'generate');
+      finite(p, 'psi', 'generate', -2, 2);
+      if (p.noiseMode !== undefined && !['const', 'random', 'none'].includes(p.noiseMode as string)) {
+        throw new UserError(`generate: "noiseMode" must be const, random or none`);
+      }
+      return p as unknown as GeneratePayload;
+    },
+  },
+  blend: {
+    lane: 'short',
+    priority: 20,
+    timeLimitMs: 10 * MINUTE,
+    maxAttempts: 2,
+    units: (p) => p.seeds.length * (p.matrix ? 4 : 1),
+    defaultSecondsPerUnit: 4,
+    validate(payload) {
+      const p = record(payload, 'blend');
+      text(p, 'base', 'blend');
+      text(p, 'style', 'blend');
+      integer(p, 'layer', 'blend', 4, 1024);
+      optionalInteger(p, 'width', 'blend', 0, 16);
+      seeds(p, 'blend');
+      finite(p, 'psi', 'blend', -2, 2);
+      return p as unknown as BlendPayload;
+    },
+  },
+  finetune: {
+    lane: 'long',
+    priority: 10,
+    timeLimitMs: 12 * 60 * MINUTE,
+    maxAttempts: 3,
+    units: (p) => p.epochs,
+    defaultSecondsPerUnit: 120,
+    validate(payload) {
+      const p = record(payload, 'finetune');
+      text(p, 'datasetDir', 'finetune');
+      text(p, 'base', 'finetune');
+      text(p, 'runDir', 'finetune');
+      const epochs = integer(p, 'epochs', 'finetune', 1, 10_000);
+      integer(p, 'snapshotEvery', 'finetune', 1, epochs);
+      optionalInteger(p, 'batchSize', 'finetune', 1, 256);
+      if (p.learningRate !== undefined) finite(p, 'learningRate', 'finetune', 1e-8, 1);
+      return p as unknown as FinetunePayload;
+    },
+  },
+  toonify: {
+    lane: 'short',
+    priority: 20,
+    timeLimitMs: 10 * MINUTE,
+    maxAttempts: 2,
+    units: () => 1,
+    defaultSecondsPerUnit: 30,
+    validate(payload) {
+      const p = record(payload, 'toonify');
+      text(p, 'imagePath', 'toonify');
+      text(p, 'base', 'toonify');
+      text(p, 'style', 'toonify');
+      integer(p, 'layer', 'toonify', 4, 1024);
+      return p as unknown as ToonifyPayload;
+    },
+  },
+  noop: {
+    lane: 'short',
+    priority: 10,
+    timeLimitMs: MINUTE,
+    maxAttempts: 2,
+    units: () => 1,
+    defaultSecondsPerUnit: 0.05,
+    validate(payload) {
+      const p = record(payload ?? {}, 'noop');
+      optionalInteger(p, 'durationMs', 'noop', 0, 10 * MINUTE);
+      optionalInteger(p, 'steps', 'noop', 1, 10_000);
+      return p as NoopPayload;
+    },
+  },
+};

@@ -1,0 +1,96 @@
+// Who may queue what and how much: per-user quotas and cooldowns, and a global cap on waiting
+// jobs. Pure decisions; the queue supplies the counts. Admins skip per-user limits, not the cap.
+import { NotAllowedError, QueueFullError, QuotaExceededError } from './errors.ts';
+import type { Actor, JobRecord } from './types.ts';
+
+export interface KindPolicy {
+  /** Queued plus running jobs of this kind one user may have. */
+  maxActivePerUser?: number;
+  /** Minimum time between two submissions of this kind by one user. */
+  cooldownMs?: number;
+  /** Submissions of this kind per user per UTC day. */
+  dailyPerUser?: number;
+}
+
+export interface QueuePolicy {
+  /** Jobs waiting (not running) across all lanes. */
+  maxQueued: number;
+  /** Queued plus running jobs of any kind one user may have. */
+  maxActivePerUser: number;
+  kinds: Record<string, KindPolicy>;
+}
+
+export const DEFAULT_POLICY: QueuePolicy = {
+  maxQueued: 200,
+  maxActivePerUser: 4,
+  kinds: {
+    generate: { cooldownMs: 3_000, dailyPerUser: 500 },
+    blend: { cooldownMs: 5_000, dailyPerUser: 200 },
+    toonify: { cooldownMs: 10_000, dailyPerUser: 100 },
+    finetune: { maxActivePerUser: 1, dailyPerUser: 10 },
+  },
+};
+
+/** What the queue knows about the system and the submitting user at submission time. */
+export interface SubmitSnapshot {
+  queuedTotal: number;
+  userActive: number;
+  userActiveOfKind: number;
+  /** Last submission of this kind by this user, ms since epoch. */
+  userLastSubmitAt?: number;
+  userSubmittedToday: number;
+  now: number;
+}
+
+export function checkSubmit(policy: QueuePolicy, kind: string, actor: Actor, snap: SubmitSnapshot): void {
+  if (snap.queuedTotal >= policy.maxQueued) throw new QueueFullError(policy.maxQueued);
+  if (actor.isAdmin) return;
+  const rules = policy.kinds[kind] ?? {};
+  if (snap.userActive >= policy.maxActivePerUser) {
+    throw new QuotaExceededError(
+      'active',
+      `you already have ${snap.userActive} jobs queued or running (limit ${policy.maxActivePerUser})`,
+      'wait for one to finish, or cancel one with `/cancel`',
+    );
+  }
+  if (rules.maxActivePerUser !== undefined && snap.userActiveOfKind >= rules.maxActivePerUser) {
+    throw new QuotaExceededError(
+      'active',
+      `you already have ${snap.userActiveOfKind} ${kind} job${snap.userActiveOfKind === 1 ? '' : 's'} queued or running (limit ${rules.maxActivePerUser})`,
+      'wait for it to finish, or cancel it with `/cancel`',
+    );
+  }
+  if (rules.cooldownMs && snap.userLastSubmitAt !== undefined) {
+    const waitMs = snap.userLastSubmitAt + rules.cooldownMs - snap.now;
+    if (waitMs > 0) {
+      const seconds = Math.ceil(waitMs / 1000);
+      throw new QuotaExceededError(
+        'cooldown',
+        `please wait ${seconds} s before the next ${kind}`,
+        undefined,
+        seconds,
+      );
+    }
+  }
+  if (rules.dailyPerUser !== undefined && snap.userSubmittedToday >= rules.dailyPerUser) {
+    throw new QuotaExceededError(
+      'daily',
+      `you reached today's limit of ${rules.dailyPerUser} ${kind} jobs`,
+      'the limit resets at midnight UTC',
+    );
+  }
+}
+
+/** Owners cancel their own jobs; admins cancel anyone's. */
+export function assertMayCancel(actor: Actor, job: Pick<JobRecord, 'id' | 'userId'>): void {
+  if (actor.isAdmin || actor.userId === job.userId) return;
+  throw new NotAllowedError(
+    `job ${job.id} is not yours to cancel`,
+    'only its owner or an admin can cancel it',
+  );
+}
+
+/** The UTC day a submission counts against, e.g. 2024-05-01. */
+export function quotaDay(now: number): string {
+  return new Date(now).toISOString().slice(0, 10);
+}

@@ -1,0 +1,398 @@
+// What both queues share: submission with policies, the in-memory view of unfinished jobs,
+// positions and ETAs, events (each transition once per process), waiting, listing, stats, and the
+// scheduled cleanup of artifacts and old records. Subclasses move jobs through their backend.
+import type { ScheduledTask } from 'node-cron';
+import type { Logger } from '../log.ts';
+import { type ArtifactLimits, type ArtifactStore, scheduleCleanup } from '../store/artifacts.ts';
+import type { JobStore } from '../store/job-store.ts';
+import { JobAlreadyFinishedError, JobNotFoundError, UnknownKindError } from './errors.ts';
+import { DurationAverages, placeJobs } from './eta.ts';
+import { newJobId } from './ids.ts';
+import { type KindMap, type KindOf, type KindSpecs, LANES, type Lane } from './kinds.ts';
+import { assertMayCancel, checkSubmit, type QueuePolicy, quotaDay } from './policy.ts';
+import {
+  type Actor,
+  isTerminal,
+  type JobEvent,
+  type JobEventType,
+  type JobFailure,
+  type JobFilter,
+  type JobInfo,
+  type JobInfoOf,
+  type JobProgress,
+  type JobQueue,
+  type JobRecord,
+  type QueueStats,
+  type SubmitRequest,
+} from './types.ts';
+import { UserError } from '../errors.ts';
+
+export interface MaintenanceOptions {
+  /** node-cron expression for artifact and record cleanup. */
+  schedule: string;
+  artifacts: ArtifactLimits;
+  /** Records of finished jobs older than this are deleted. */
+  recordRetentionMs: number;
+}
+
+export interface QueueCoreOptions<KM extends KindMap> {
+  store: JobStore;
+  artifacts: ArtifactStore;
+  policy: QueuePolicy;
+  kinds: KindSpecs<KM>;
+  log: Logger;
+  /** Absent: no scheduled cleanup from this process. */
+  maintenance?: MaintenanceOptions;
+}
+
+/** Largest payload accepted, as JSON: payloads travel through IPC and Redis. */
+const MAX_PAYLOAD_BYTES = 64 * 1024;
+/** Progress is kept in memory at once but written to the store at most this often per job. */
+const PROGRESS_PERSIST_MS = 2_000;
+const MAX_HISTORY = 50;
+
+/** Remembers the newest `size` keys. */
+class RecentKeys {
+  private readonly keys = new Set<string>();
+  constructor(private readonly size: number) {}
+  /** Adds `key`; false when it was already there. */
+  add(key: string): boolean {
+    if (this.keys.has(key)) return false;
+    this.keys.add(key);
+    if (this.keys.size > this.size) this.keys.delete(this.keys.values().next().value as string);
+    return true;
+  }
+}
+
+export function cancelledByLabel(actor: Actor, record: Pick<JobRecord, 'userId'>): string {
+  return actor.userId === record.userId ? 'its owner' : `admin ${actor.userId}`;
+}
+
+export abstract class QueueCore<KM extends KindMap> implements JobQueue<KM> {
+  abstract readonly backend: 'embedded' | 'bullmq';
+  /** Every unfinished job this process knows of. */
+  protected readonly active = new Map<string, JobRecord>();
+  protected readonly averages: DurationAverages;
+  protected readonly store: JobStore;
+  protected readonly log: Logger;
+  protected closing = false;
+  private readonly listeners = new Set<(event: JobEvent<KM>) => void>();
+  private readonly emitted = new RecentKeys(20_000);
+  private readonly progressSavedAt = new Map<string, number>();
+  private submitChain: Promise<unknown> = Promise.resolve();
+  private cleanupTask?: ScheduledTask;
+
+  protected constructor(protected readonly options: QueueCoreOptions<KM>) {
+    this.store = options.store;
+    this.log = options.log;
+    const defaults = Object.fromEntries(
+      Object.entries(options.kinds).map(([kind, spec]) => [
+        kind,
+        (spec as { defaultSecondsPerUnit: number }).defaultSecondsPerUnit,
+      ]),
+    );
+    this.averages = new DurationAverages(defaults);
+  }
+
+  /** Loads averages and starts the cleanup schedule; subclasses call it while opening. */
+  protected async openCore(): Promise<void> {
+    for (const [kind, entry] of Object.entries(await this.store.averages())) this.averages.load(kind, entry);
+    const maintenance = this.options.maintenance;
+    if (maintenance) {
+      this.cleanupTask = scheduleCleanup(maintenance.schedule, 'job data cleanup', () =>
+        this.runMaintenance(),
+      );
+    }
+  }
+
+  /** Prunes artifacts (keeping those of unfinished jobs) and old records; also run by the schedule. */
+  async runMaintenance(): Promise<void> {
+    const maintenance = this.options.maintenance;
+    if (!maintenance) return;
+    await this.options.artifacts.prune(maintenance.artifacts, (entry) => this.active.has(entry.name));
+    const removed = await this.store.pruneFinished(Date.now() - maintenance.recordRetentionMs);
+    if (removed) this.log.info('pruned old job records', { removed });
+  }
+
+  // --- backend operations -------------------------------------------------------------------
+
+  /** Hands a new record (already in `active`) to the backend; throws to refuse it. */
+  protected abstract enqueue(record: JobRecord): Promise<void>;
+  /** Jobs waiting to start, all lanes. */
+  protected abstract queuedCount(): Promise<number>;
+  /** Cancels an unfinished job; resolves when it is cancelled or the worker was told to stop it. */
+  protected abstract cancelUnfinished(record: JobRecord, by: string): Promise<void>;
+  protected abstract workersByLane(): Partial<Record<Lane, number>>;
+  protected abstract closeBackend(): Promise<void>;
+
+  // --- the public interface -----------------------------------------------------------------
+
+  async submit<K extends KindOf<KM>>(request: SubmitRequest<KM, K>): Promise<JobInfoOf<KM, K>> {
+    if (this.closing) throw new UserError('the job queue is shutting down', 'try again in a minute');
+    const spec = this.options.kinds[request.kind];
+    if (!spec) throw new UnknownKindError(request.kind, Object.keys(this.options.kinds));
+    const payload = spec.validate(request.payload);
+    const size = Buffer.byteLength(JSON.stringify(payload));
+    if (size > MAX_PAYLOAD_BYTES) throw new UserError(`the job's parameters are too large (${size} bytes)`);
+    // One submission at a time, so two quick clicks cannot both pass a quota or cooldown.
+    const run = this.submitChain.then(async () => {
+      const now = Date.now();
+      const { actor } = request;
+      const usage = await this.store.usageOf(actor.userId, quotaDay(now));
+      const mine = [...this.active.values()].filter((record) => record.userId === actor.userId);
+      checkSubmit(this.options.policy, request.kind, actor, {
+        queuedTotal: await this.queuedCount(),
+        userActive: mine.length,
+        userActiveOfKind: mine.filter((record) => record.kind === request.kind).length,
+        userLastSubmitAt: usage.lastAt[request.kind],
+        userSubmittedToday: usage.counts[request.kind] ?? 0,
+        now,
+      });
+      const record: JobRecord = {
+        id: newJobId(now),
+        kind: request.kind,
+        lane: spec.lane,
+        priority: request.priority ?? spec.priority,
+        status: 'queued',
+        payload,
+        userId: actor.userId,
+        meta: { ...request.meta },
+        createdAt: now,
+        attempt: 0,
+        maxAttempts: request.limits?.maxAttempts ?? spec.maxAttempts,
+        timeLimitMs: request.limits?.timeLimitMs ?? spec.timeLimitMs,
+        units: spec.units(payload),
+        batchKey: spec.batchKey?.(payload),
+        history: [],
+      };
+      this.active.set(record.id, record);
+      try {
+        await this.enqueue(record);
+      } catch (err) {
+        this.active.delete(record.id);
+        throw err;
+      }
+      // Before any await: the backend may start the job on the next tick, and `queued` comes first.
+      this.emit('queued', record);
+      const info = this.info(record) as JobInfoOf<KM, K>;
+      await this.store.recordSubmission(actor.userId, request.kind, quotaDay(now), now);
+      return info;
+    });
+    this.submitChain = run.catch(() => {});
+    return run;
+  }
+
+  async get(id: string): Promise<JobInfo<KM> | undefined> {
+    return this.peek(id);
+  }
+
+  /** The job as this process knows it, without asking the backend. */
+  protected async peek(id: string): Promise<JobInfo<KM> | undefined> {
+    const record = this.active.get(id) ?? (await this.store.get(id));
+    return record && this.info(record);
+  }
+
+  async list(filter: JobFilter = {}): Promise<Array<JobInfo<KM>>> {
+    const records = new Map<string, JobRecord>();
+    // Unfinished jobs are all in memory; only history needs the store (which can be large).
+    const unfinishedOnly = filter.status?.every((status) => status === 'queued' || status === 'running');
+    if (!unfinishedOnly) for (const record of await this.store.all()) records.set(record.id, record);
+    for (const record of this.active.values()) records.set(record.id, record);
+    const matching = [...records.values()]
+      .filter(
+        (record) =>
+          (!filter.status || filter.status.includes(record.status)) &&
+          (!filter.userId || record.userId === filter.userId) &&
+          (!filter.kind || record.kind === filter.kind),
+      )
+      .sort((a, b) => b.createdAt - a.createdAt)
+      .slice(0, filter.limit ?? 50);
+    const placements = this.placements();
+    return matching.map((record) => this.info(record, placements));
+  }
+
+  async cancel(id: string, actor: Actor): Promise<JobInfo<KM>> {
+    const record = this.active.get(id) ?? (await this.store.get(id));
+    if (!record) throw new JobNotFoundError(id);
+    assertMayCancel(actor, record);
+    if (isTerminal(record.status)) {
+      if (record.status === 'cancelled') return this.info(record);
+      throw new JobAlreadyFinishedError(`job ${id} already ${record.status}`);
+    }
+    await this.cancelUnfinished(this.active.get(id) ?? record, cancelledByLabel(actor, record));
+    return (await this.get(id))!;
+  }
+
+  subscribe(listener: (event: JobEvent<KM>) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  waitFor(id: string, options: { timeoutMs?: number } = {}): Promise<JobInfo<KM>> {
+    return new Promise((resolve, reject) => {
+      let done = false;
+      const finish = (error?: Error, job?: JobInfo<KM>) => {
+        if (done) return;
+        done = true;
+        unsubscribe();
+        clearTimeout(timer);
+        clearInterval(poll);
+        if (error) reject(error);
+        else resolve(job!);
+      };
+      const unsubscribe = this.subscribe((event) => {
+        if (event.job.id === id && isTerminal(event.job.status)) finish(undefined, event.job);
+      });
+      const check = () =>
+        this.peek(id).then(
+          (job) => {
+            if (!job) finish(new JobNotFoundError(id));
+            else if (isTerminal(job.status)) finish(undefined, job);
+          },
+          () => {},
+        );
+      // Events cover the normal case; the poll covers a job finished before we subscribed.
+      const poll = setInterval(check, 2_000);
+      const timer = setTimeout(
+        () => finish(new Error(`job ${id} did not finish within ${options.timeoutMs} ms`)),
+        options.timeoutMs ?? 2 ** 31 - 1,
+      );
+      void check();
+    });
+  }
+
+  async stats(): Promise<QueueStats> {
+    const workers = this.workersByLane();
+    const lanes = Object.fromEntries(
+      LANES.map((lane) => {
+        const jobs = [...this.active.values()].filter((record) => record.lane === lane);
+        return [
+          lane,
+          {
+            queued: jobs.filter((record) => record.status === 'queued').length,
+            running: jobs.filter((record) => record.status === 'running').length,
+            workers: workers[lane] ?? 0,
+          },
+        ];
+      }),
+    ) as QueueStats['lanes'];
+    return { backend: this.backend, lanes, secondsPerUnit: this.averages.all() };
+  }
+
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    await this.cleanupTask?.destroy();
+    await this.closeBackend();
+    await this.store.close();
+  }
+
+  // --- transitions, for subclasses ----------------------------------------------------------
+
+  protected placements() {
+    return placeJobs(this.active.values(), this.averages, this.workersByLane(), Date.now());
+  }
+
+  protected info(record: JobRecord, placements = this.placements()): JobInfo<KM> {
+    const placement = placements.get(record.id);
+    return {
+      ...structuredClone(record),
+      position: placement?.position ?? null,
+      etaSeconds: placement ? Math.round(placement.etaSeconds ?? 0) : null,
+    } as JobInfo<KM>;
+  }
+
+  protected note(record: JobRecord, event: string): void {
+    record.history.push({ at: Date.now(), event });
+    if (record.history.length > MAX_HISTORY) record.history.splice(0, record.history.length - MAX_HISTORY);
+  }
+
+  /** Saves the record, updates the in-memory view, and emits `type` (once per transition). */
+  protected async transition(record: JobRecord, type: JobEventType, reason?: string): Promise<void> {
+    if (isTerminal(record.status)) {
+      this.active.delete(record.id);
+      this.progressSavedAt.delete(record.id);
+    } else {
+      this.active.set(record.id, record);
+    }
+    this.emit(type, record, reason);
+    try {
+      await this.store.put(record);
+    } catch (err) {
+      this.log.error('could not save a job record', { jobId: record.id, error: (err as Error).message });
+    }
+  }
+
+  protected async markStarted(record: JobRecord, attempt: number, worker: string | undefined, at: number) {
+    record.status = 'running';
+    record.attempt = attempt;
+    record.startedAt = at;
+    record.worker = worker;
+    record.progress = undefined;
+    this.note(record, `attempt ${attempt} started${worker ? ` on ${worker}` : ''}`);
+    await this.transition(record, 'started');
+  }
+
+  protected async markRequeued(record: JobRecord, reason: string): Promise<void> {
+    record.status = 'queued';
+    record.progress = undefined;
+    this.note(record, `back in the queue: ${reason}`);
+    await this.transition(record, 'requeued', reason);
+  }
+
+  protected async markCompleted(record: JobRecord, result: unknown, busyMs: number, batchSize: number) {
+    record.status = 'completed';
+    record.result = result;
+    record.busyMs = busyMs;
+    record.batchSize = batchSize > 1 ? batchSize : undefined;
+    record.finishedAt = Date.now();
+    this.note(record, batchSize > 1 ? `completed in a batch of ${batchSize}` : 'completed');
+    const entry = this.averages.record(record.kind, busyMs / 1000, record.units);
+    await Promise.all([this.transition(record, 'completed'), this.store.saveAverage(record.kind, entry)]);
+  }
+
+  /** Ends a job as failed, or as cancelled when the failure says so. */
+  protected async markFailed(record: JobRecord, failure: JobFailure, busyMs?: number): Promise<void> {
+    record.status = failure.code === 'cancelled' ? 'cancelled' : 'failed';
+    record.failure = failure;
+    record.busyMs = busyMs ?? record.busyMs;
+    record.finishedAt = Date.now();
+    this.note(record, `${record.status}: ${failure.message}`);
+    await this.transition(record, record.status === 'cancelled' ? 'cancelled' : 'failed', failure.message);
+  }
+
+  protected updateProgress(record: JobRecord, progress: JobProgress): void {
+    if (record.status !== 'running') return;
+    record.progress = progress;
+    this.emit('progress', record);
+    const now = Date.now();
+    if (now - (this.progressSavedAt.get(record.id) ?? 0) >= PROGRESS_PERSIST_MS) {
+      this.progressSavedAt.set(record.id, now);
+      this.store.put(record).catch(() => {});
+    }
+  }
+
+  protected async updateResumePoint(record: JobRecord, state: unknown): Promise<void> {
+    record.resumeFrom = state;
+    await this.store.put(record);
+  }
+
+  private emit(type: JobEventType, record: JobRecord, reason?: string): void {
+    if (type !== 'progress') {
+      const key =
+        type === 'started' || type === 'requeued'
+          ? `${record.id}:${type}:${record.attempt}`
+          : `${record.id}:${type}`;
+      if (!this.emitted.add(key)) return;
+    }
+    if (this.listeners.size === 0) return;
+    const event: JobEvent<KM> = { type, job: this.info(record), at: Date.now(), reason };
+    for (const listener of this.listeners) {
+      try {
+        listener(event);
+      } catch (err) {
+        this.log.error('a job event listener threw', { type, error: (err as Error).message });
+      }
+    }
+  }
+}

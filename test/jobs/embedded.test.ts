@@ -1,0 +1,3 @@
+import { defineQueueSuite } from './queue-suite.ts';
+
+defineQueueSuite('embedded');

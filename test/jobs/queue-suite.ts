@@ -1,0 +1,524 @@
+// The one suite both queue implementations must pass: jobs, events, positions and ETAs, lanes,
+// priorities, batching, policies, cancellation, and faults done for real (kill -9 of the worker
+// process and of the process that owns the queue, OOM, time limits, hung handlers).
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import {
+  JobAlreadyFinishedError,
+  JobNotFoundError,
+  NotAllowedError,
+  QueueFullError,
+  QuotaExceededError,
+} from '../../src/jobs/errors.ts';
+import type { JobEvent } from '../../src/jobs/types.ts';
+import { JobStore } from '../../src/store/job-store.ts';
+import type { TestKinds } from './fixtures/test-kinds.ts';
+import {
+  createHarness,
+  OWNER_SCRIPT,
+  type OwnerSpec,
+  type QueueHarness,
+  type TestQueue,
+  until,
+  FAST_TIMING,
+} from './harness.ts';
+
+type Event = JobEvent<TestKinds>;
+
+function record(queue: TestQueue): Event[] {
+  const events: Event[] = [];
+  queue.subscribe((event) => events.push(event));
+  return events;
+}
+
+function typesOf(events: Event[], id: string): string[] {
+  return events
+    .filter((event) => event.job.id === id && event.type !== 'progress')
+    .map((event) => event.type);
+}
+
+const alice = { userId: 'alice' };
+const bob = { userId: 'bob' };
+const admin = { userId: 'root', isAdmin: true };
+
+export function defineQueueSuite(backend: 'embedded' | 'bullmq'): void {
+  describe(`${backend} queue: jobs, events, order`, () => {
+    let harness: QueueHarness;
+    let queue: TestQueue;
+    let events: Event[];
+
+    beforeAll(async () => {
+      harness = createHarness(backend);
+      queue = await harness.open();
+      events = record(queue);
+    });
+    afterAll(async () => {
+      await harness.dispose();
+    });
+
+    it('runs a job in the worker process and reports queued, started, progress, completed', async () => {
+      const job = await queue.submit({ kind: 'noop', payload: { durationMs: 150, steps: 3 }, actor: alice });
+      expect(job.status).toBe('queued');
+      const done = await queue.waitFor(job.id, { timeoutMs: 10_000 });
+      expect(done.status).toBe('completed');
+      if (done.kind !== 'noop') throw new Error('narrowing');
+      // Tensor work never runs in the bot's process.
+      expect(done.result?.pid).not.toBe(process.pid);
+      expect(queue.workerPids()).toContain(done.result?.pid);
+      expect(done.attempt).toBe(1);
+      await until('the completed event', () => typesOf(events, job.id).includes('completed') || undefined);
+      expect(typesOf(events, job.id)).toEqual(['queued', 'started', 'completed']);
+      const fractions = events
+        .filter((event) => event.job.id === job.id && event.type === 'progress')
+        .map((event) => event.job.progress!.fraction);
+      expect(fractions.length).toBeGreaterThan(0);
+      expect(fractions).toEqual([...fractions].sort((a, b) => a - b));
+      expect(fractions.at(-1)).toBe(1);
+      // The record outlives the run: it is read back from the store.
+      expect((await queue.get(job.id))?.status).toBe('completed');
+    });
+
+    it('gives positions and ETAs that follow the queue order', async () => {
+      const blocker = await queue.submit({
+        kind: 'test.sleep',
+        payload: { ms: 1_200, steps: 4 },
+        actor: alice,
+      });
+      await until('the blocker to start', async () =>
+        (await queue.get(blocker.id))?.status === 'running' ? true : undefined,
+      );
+      const waiting: Array<{ id: string }> = [];
+      for (let i = 0; i < 3; i++) {
+        waiting.push(await queue.submit({ kind: 'test.sleep', payload: { ms: 100 }, actor: bob }));
+      }
+      const infos = await Promise.all(waiting.map((job) => queue.get(job.id)));
+      expect(infos.map((info) => info?.position)).toEqual([1, 2, 3]);
+      const etas = infos.map((info) => info!.etaSeconds!);
+      expect(etas[0]).toBeGreaterThan(0);
+      expect(etas[1]).toBeGreaterThanOrEqual(etas[0]);
+      expect(etas[2]).toBeGreaterThan(etas[0]);
+      const listed = await queue.list({ status: ['queued'], userId: 'bob' });
+      expect(listed.map((job) => job.id).sort()).toEqual(waiting.map((job) => job.id).sort());
+      await queue.waitFor(blocker.id, { timeoutMs: 10_000 });
+      await until('positions to move up', async () => {
+        const last = await queue.get(waiting[2].id);
+        return last?.status !== 'queued' || (last.position ?? 99) < 3 ? true : undefined;
+      });
+      for (const job of waiting)
+        expect((await queue.waitFor(job.id, { timeoutMs: 10_000 })).status).toBe('completed');
+    });
+
+    it('runs short jobs while a fine-tune-lane job is running', async () => {
+      const long = await queue.submit({ kind: 'test.long', payload: { ms: 3_000, steps: 6 }, actor: alice });
+      await until('the long job to start', async () =>
+        (await queue.get(long.id))?.status === 'running' ? true : undefined,
+      );
+      const short = await queue.submit({ kind: 'noop', payload: {}, actor: bob });
+      const done = await queue.waitFor(short.id, { timeoutMs: 10_000 });
+      expect(done.status).toBe('completed');
+      expect((await queue.get(long.id))?.status).toBe('running');
+      expect((await queue.waitFor(long.id, { timeoutMs: 10_000 })).status).toBe('completed');
+    });
+
+    it('starts the higher-priority job first', async () => {
+      const blocker = await queue.submit({ kind: 'test.sleep', payload: { ms: 600 }, actor: alice });
+      await until('the blocker to start', async () =>
+        (await queue.get(blocker.id))?.status === 'running' ? true : undefined,
+      );
+      const low = await queue.submit({ kind: 'test.sleep', payload: { ms: 10 }, actor: alice, priority: 50 });
+      const high = await queue.submit({ kind: 'test.sleep', payload: { ms: 10 }, actor: bob, priority: 1 });
+      expect((await queue.get(high.id))?.position).toBe(1);
+      const [lowDone, highDone] = await Promise.all(
+        [low, high].map((job) => queue.waitFor(job.id, { timeoutMs: 10_000 })),
+      );
+      expect(highDone.startedAt!).toBeLessThan(lowDone.startedAt!);
+    });
+
+    it('batches queued generate jobs that share a checkpoint and psi', async () => {
+      const blocker = await queue.submit({ kind: 'test.sleep', payload: { ms: 800 }, actor: alice });
+      await until('the blocker to start', async () =>
+        (await queue.get(blocker.id))?.status === 'running' ? true : undefined,
+      );
+      const same = [];
+      for (let seed = 0; seed < 5; seed++) {
+        same.push(
+          await queue.submit({
+            kind: 'generate',
+            payload: { checkpoint: 'ffhq', seeds: [seed], psi: 0.7 },
+            actor: bob,
+          }),
+        );
+      }
+      const other = await queue.submit({
+        kind: 'generate',
+        payload: { checkpoint: 'ffhq', seeds: [9], psi: 0.5 },
+        actor: bob,
+      });
+      const done = await Promise.all(
+        [...same, other].map((job) => queue.waitFor(job.id, { timeoutMs: 10_000 })),
+      );
+      for (const job of done) expect(job.status).toBe('completed');
+      expect(done.slice(0, 5).map((job) => job.batchSize)).toEqual([5, 5, 5, 5, 5]);
+      expect(done[5].batchSize).toBeUndefined();
+      const first = done[0];
+      if (first.kind !== 'generate') throw new Error('narrowing');
+      expect(first.result?.imagePaths).toHaveLength(1);
+      expect(first.result?.imagePaths[0]).toContain(first.id);
+    });
+
+    it('fails an out-of-memory job with a clear message and keeps serving', async () => {
+      const pidBefore = queue.workerPids()[0];
+      const oom = await queue.submit({ kind: 'test.oom', payload: {}, actor: alice });
+      const failed = await queue.waitFor(oom.id, { timeoutMs: 10_000 });
+      expect(failed.status).toBe('failed');
+      expect(failed.failure?.code).toBe('oom');
+      expect(failed.failure?.message).toMatch(/ran out of memory.*try fewer images/);
+      const next = await queue.submit({ kind: 'noop', payload: {}, actor: alice });
+      const done = await queue.waitFor(next.id, { timeoutMs: 10_000 });
+      expect(done.status).toBe('completed');
+      if (done.kind !== 'noop') throw new Error('narrowing');
+      expect(done.result?.pid).toBe(pidBefore);
+    });
+
+    it('reports handler errors: user errors as they are, others as failures', async () => {
+      const user = await queue.submit({
+        kind: 'test.fail',
+        payload: { message: 'that dataset has no faces', user: true },
+        actor: alice,
+      });
+      const bug = await queue.submit({
+        kind: 'test.fail',
+        payload: { message: 'undefined is not a function' },
+        actor: alice,
+      });
+      const [userDone, bugDone] = await Promise.all(
+        [user, bug].map((job) => queue.waitFor(job.id, { timeoutMs: 10_000 })),
+      );
+      expect(userDone.failure).toEqual({ code: 'invalid', message: 'that dataset has no faces' });
+      expect(bugDone.failure).toEqual({
+        code: 'error',
+        message: 'the job failed: undefined is not a function',
+      });
+      expect(bugDone.attempt).toBe(1);
+    });
+
+    it('fails a kind no worker handles', async () => {
+      const job = await queue.submit({
+        kind: 'blend',
+        payload: { base: 'ffhq', style: 'toon', layer: 32, seeds: [1], psi: 0.7 },
+        actor: alice,
+      });
+      const done = await queue.waitFor(job.id, { timeoutMs: 10_000 });
+      expect(done.failure?.code).toBe('unsupported');
+    });
+
+    it('stops a job at its time limit and keeps serving', async () => {
+      const slow = await queue.submit({
+        kind: 'test.sleep',
+        payload: { ms: 10_000, steps: 100 },
+        actor: alice,
+        limits: { timeLimitMs: 400 },
+      });
+      const done = await queue.waitFor(slow.id, { timeoutMs: 10_000 });
+      expect(done.status).toBe('failed');
+      expect(done.failure?.code).toBe('timeout');
+      expect(done.failure?.message).toMatch(/time limit of 0 s|time limit of \d+ s/);
+      const next = await queue.submit({ kind: 'noop', payload: {}, actor: alice });
+      expect((await queue.waitFor(next.id, { timeoutMs: 10_000 })).status).toBe('completed');
+    });
+
+    it('cancels queued jobs for their owner or an admin, and refuses others', async () => {
+      const blocker = await queue.submit({ kind: 'test.sleep', payload: { ms: 800 }, actor: alice });
+      await until('the blocker to start', async () =>
+        (await queue.get(blocker.id))?.status === 'running' ? true : undefined,
+      );
+      const mine = await queue.submit({ kind: 'noop', payload: {}, actor: bob });
+      const theirs = await queue.submit({ kind: 'noop', payload: {}, actor: bob });
+      await expect(queue.cancel(mine.id, alice)).rejects.toBeInstanceOf(NotAllowedError);
+      const byOwner = await queue.cancel(mine.id, bob);
+      expect(byOwner.status).toBe('cancelled');
+      expect(byOwner.failure?.message).toBe('cancelled by its owner');
+      const byAdmin = await queue.cancel(theirs.id, admin);
+      expect(byAdmin.failure?.message).toBe('cancelled by admin root');
+      // Cancelling again is harmless; an unknown id or a finished job is a clear error.
+      expect((await queue.cancel(mine.id, bob)).status).toBe('cancelled');
+      await expect(queue.cancel('jnosuchjob', bob)).rejects.toBeInstanceOf(JobNotFoundError);
+      await queue.waitFor(blocker.id, { timeoutMs: 10_000 });
+      await expect(queue.cancel(blocker.id, alice)).rejects.toBeInstanceOf(JobAlreadyFinishedError);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(typesOf(events, mine.id)).toEqual(['queued', 'cancelled']);
+      expect((await queue.get(theirs.id))?.status).toBe('cancelled');
+    });
+
+    it('cancels a running job through its abort signal and keeps serving', async () => {
+      const pidBefore = queue.workerPids()[0];
+      const job = await queue.submit({
+        kind: 'test.sleep',
+        payload: { ms: 10_000, steps: 100 },
+        actor: alice,
+      });
+      await until('it to report progress', async () =>
+        (await queue.get(job.id))?.progress ? true : undefined,
+      );
+      const started = Date.now();
+      const cancelled = await queue.cancel(job.id, alice);
+      expect(cancelled.status).toBe('cancelled');
+      expect(Date.now() - started).toBeLessThan(3_000);
+      const next = await queue.submit({ kind: 'noop', payload: {}, actor: alice });
+      const done = await queue.waitFor(next.id, { timeoutMs: 10_000 });
+      if (done.kind !== 'noop') throw new Error('narrowing');
+      expect(done.result?.pid).toBe(pidBefore);
+    });
+  });
+
+  describe(`${backend} queue: policies and cleanup`, () => {
+    let harness: QueueHarness;
+    let queue: TestQueue;
+
+    beforeAll(async () => {
+      harness = createHarness(backend);
+      queue = await harness.open({
+        policy: {
+          maxQueued: 3,
+          maxActivePerUser: 2,
+          kinds: { noop: { cooldownMs: 60_000 }, 'test.long': { maxActivePerUser: 1 } },
+        },
+        maintenance: true,
+      });
+    });
+    afterAll(async () => {
+      await harness.dispose();
+    });
+
+    it('enforces per-user quotas, cooldowns and the global cap; admins skip user limits', async () => {
+      await queue.submit({ kind: 'test.sleep', payload: { ms: 1_500 }, actor: alice });
+      await queue.submit({ kind: 'test.sleep', payload: { ms: 200 }, actor: alice });
+      const active = await queue
+        .submit({ kind: 'test.sleep', payload: { ms: 200 }, actor: alice })
+        .catch((err) => err);
+      expect(active).toBeInstanceOf(QuotaExceededError);
+      expect(active.rule).toBe('active');
+
+      await queue.submit({ kind: 'noop', payload: {}, actor: bob });
+      const cooldown = await queue.submit({ kind: 'noop', payload: {}, actor: bob }).catch((err) => err);
+      expect(cooldown).toBeInstanceOf(QuotaExceededError);
+      expect(cooldown.rule).toBe('cooldown');
+      expect(cooldown.retryAfterSeconds).toBeGreaterThan(50);
+
+      await queue.submit({ kind: 'test.long', payload: { ms: 100 }, actor: { userId: 'carol' } });
+      const perKind = await queue
+        .submit({ kind: 'test.long', payload: { ms: 100 }, actor: { userId: 'carol' } })
+        .catch((err) => err);
+      expect(perKind).toBeInstanceOf(QuotaExceededError);
+
+      // Admins pass user limits until the queue itself is full.
+      const full = await (async () => {
+        for (let i = 0; i < 10; i++)
+          await queue.submit({ kind: 'test.sleep', payload: { ms: 100 }, actor: admin });
+      })().catch((err) => err);
+      expect(full).toBeInstanceOf(QueueFullError);
+      const stats = await queue.stats();
+      expect(stats.lanes.short.queued + stats.lanes.long.queued).toBeLessThanOrEqual(3);
+    });
+
+    it('removes stale artifacts on cleanup, keeping those of unfinished jobs', async () => {
+      await until('the queue to drain', async () => {
+        const { lanes } = await queue.stats();
+        return lanes.short.queued + lanes.short.running + lanes.long.queued + lanes.long.running === 0
+          ? true
+          : undefined;
+      });
+      const running = await queue.submit({
+        kind: 'test.sleep',
+        payload: { ms: 3_000, steps: 30 },
+        actor: { userId: 'dave' },
+      });
+      await until('it to run', async () => ((await queue.get(running.id))?.progress ? true : undefined));
+      const longAgo = new Date(Date.now() - 3 * 86_400_000);
+      const artifacts = join(harness.dataDir, 'artifacts');
+      const stray = join(artifacts, 'jstray');
+      mkdirSync(stray, { recursive: true });
+      writeFileSync(join(stray, 'grid.png'), 'x');
+      for (const dir of [stray, join(artifacts, running.id)]) {
+        for (const entry of readdirSync(dir)) utimesSync(join(dir, entry), longAgo, longAgo);
+        utimesSync(dir, longAgo, longAgo);
+      }
+      await queue.runMaintenance();
+      expect(existsSync(stray)).toBe(false);
+      expect(existsSync(join(artifacts, running.id))).toBe(true);
+      await queue.cancel(running.id, admin);
+    });
+  });
+
+  describe(`${backend} queue: faults in the worker`, () => {
+    let harness: QueueHarness;
+    let queue: TestQueue;
+
+    beforeAll(async () => {
+      harness = createHarness(backend);
+      queue = await harness.open();
+    });
+    beforeEach(async () => {
+      // The previous test may have killed the worker: start from a serving one.
+      await queue.whenWorkersReady(20_000);
+    });
+    afterAll(async () => {
+      await harness.dispose();
+    });
+
+    it('retries a job whose worker was killed (kill -9), resuming from its last saved point', async () => {
+      const events = record(queue);
+      const job = await queue.submit({ kind: 'test.sleep', payload: { ms: 2_000, steps: 10 }, actor: alice });
+      await until(
+        'two steps done',
+        async () => ((await queue.get(job.id))?.progress?.fraction ?? 0) >= 0.2 || undefined,
+      );
+      const killed = queue.workerPids()[0];
+      process.kill(killed, 'SIGKILL');
+      const done = await queue.waitFor(job.id, { timeoutMs: 20_000 });
+      expect(done.status).toBe('completed');
+      expect(done.attempt).toBe(2);
+      if (done.kind !== 'test.sleep') throw new Error('narrowing');
+      expect(done.result?.pid).not.toBe(killed);
+      expect(done.result?.attempt).toBe(2);
+      expect(done.result?.resumedFrom).toBeGreaterThanOrEqual(2);
+      expect(done.result?.stepsRun).toBeLessThan(10);
+      expect(typesOf(events, job.id)).toEqual(['queued', 'started', 'requeued', 'started', 'completed']);
+      expect(done.history.map((entry) => entry.event).join('\n')).toMatch(/back in the queue/);
+    });
+
+    it('fails a job with the reason once its worker died on every attempt', async () => {
+      const job = await queue.submit({
+        kind: 'test.sleep',
+        payload: { ms: 5_000, steps: 50 },
+        actor: alice,
+        limits: { maxAttempts: 1 },
+      });
+      await until('it to run', async () => ((await queue.get(job.id))?.progress ? true : undefined));
+      process.kill(queue.workerPids()[0], 'SIGKILL');
+      const done = await queue.waitFor(job.id, { timeoutMs: 20_000 });
+      expect(done.status).toBe('failed');
+      expect(done.failure?.code).toBe('crashed');
+      expect(done.failure?.message).toMatch(/worker process died.*1 attempt/);
+      // The restarted worker serves the next job.
+      await queue.whenWorkersReady(20_000);
+      const next = await queue.submit({ kind: 'noop', payload: {}, actor: alice });
+      expect((await queue.waitFor(next.id, { timeoutMs: 20_000 })).status).toBe('completed');
+    });
+
+    it('restarts a worker whose handler ignores its abort signal, failing that job only', async () => {
+      const stuckPid = queue.workerPids()[0];
+      const hang = await queue.submit({
+        kind: 'test.hang',
+        payload: { ms: 60_000 },
+        actor: alice,
+        limits: { timeLimitMs: 300 },
+      });
+      const done = await queue.waitFor(hang.id, { timeoutMs: 15_000 });
+      expect(done.status).toBe('failed');
+      expect(done.failure?.code).toBe('timeout');
+      const next = await queue.submit({ kind: 'noop', payload: {}, actor: alice });
+      const nextDone = await queue.waitFor(next.id, { timeoutMs: 20_000 });
+      if (nextDone.kind !== 'noop') throw new Error('narrowing');
+      expect(nextDone.status).toBe('completed');
+      expect(nextDone.result?.pid).not.toBe(stuckPid);
+    });
+
+    it('ends a job that blocks its worker past the time limit in a known state', async () => {
+      const hang = await queue.submit({
+        kind: 'test.hang',
+        payload: { ms: 3_000, blockEventLoop: true },
+        actor: alice,
+        limits: { timeLimitMs: 300 },
+      });
+      const done = await queue.waitFor(hang.id, { timeoutMs: 20_000 });
+      expect(done.status).toBe('failed');
+      // Embedded: the owner kills the blocked worker at its deadline. BullMQ: the blocked worker
+      // cannot renew its lock, so the job is taken back and fails on its next start.
+      expect(done.failure?.code).toBe(backend === 'embedded' ? 'timeout' : 'crashed');
+      const next = await queue.submit({ kind: 'noop', payload: {}, actor: alice });
+      expect((await queue.waitFor(next.id, { timeoutMs: 20_000 })).status).toBe('completed');
+    });
+  });
+
+  describe(`${backend} queue: restarts of the process that owns it`, () => {
+    let harness: QueueHarness;
+    let owner: ChildProcess | undefined;
+
+    beforeAll(() => {
+      harness = createHarness(backend);
+    });
+    afterEach(async () => {
+      owner?.kill('SIGKILL');
+      owner = undefined;
+      await harness.closeAll();
+    });
+    afterAll(async () => {
+      await harness.dispose();
+    });
+
+    it('resumes the queue after a restart of its owner, without charging an attempt', async () => {
+      const first = await harness.open();
+      const jobs: Array<{ id: string }> = [];
+      // The first runs long enough to be cut off by the restart; it resumes where it was.
+      for (const ms of [3_000, 300, 300]) {
+        jobs.push(await first.submit({ kind: 'test.sleep', payload: { ms, steps: 10 }, actor: alice }));
+      }
+      await until('the first job to run', async () =>
+        (await first.get(jobs[0].id))?.progress ? true : undefined,
+      );
+      await first.close();
+      // Nobody runs the queue now: the store alone holds the jobs, all waiting again.
+      const store = await JobStore.open(harness.config.storeUrl, harness.config.prefix);
+      const stored = await Promise.all(jobs.map((job) => store.get(job.id)));
+      await store.close();
+      expect(stored.map((job) => job?.status)).toEqual(['queued', 'queued', 'queued']);
+      const second = await harness.open();
+      const done = await Promise.all(jobs.map((job) => second.waitFor(job.id, { timeoutMs: 20_000 })));
+      expect(done.map((job) => job.status)).toEqual(['completed', 'completed', 'completed']);
+      expect(done.map((job) => job.attempt)).toEqual([1, 1, 1]);
+      await second.close();
+    });
+
+    it('loses nothing when the process that owns the queue is killed (kill -9)', async () => {
+      const spec: OwnerSpec = { config: harness.config, timing: FAST_TIMING, jobs: 4 };
+      owner = spawn(process.execPath, ['--import', 'tsx', OWNER_SCRIPT], {
+        env: { ...process.env, FACESTYLE_TEST_OWNER: JSON.stringify(spec) },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      const submitted: string[] = [];
+      let ownerWorkers: number[] = [];
+      const lines = createInterface({ input: owner.stdout! });
+      const running = new Promise<void>((resolve, reject) => {
+        owner!.once('exit', (code) => reject(new Error(`the owner process exited early (${code})`)));
+        lines.on('line', (line) => {
+          const message = JSON.parse(line);
+          if (message.submitted) submitted.push(message.submitted);
+          if (message.workers) ownerWorkers = message.workers;
+          if (message.event === 'progress' && submitted.length === spec.jobs && ownerWorkers.length)
+            resolve();
+        });
+      });
+      await running;
+      owner.kill('SIGKILL');
+      // Its worker notices the dead parent and quits too; nothing of the old owner is left.
+      for (const pid of ownerWorkers) {
+        await until(`worker ${pid} to exit`, () => {
+          try {
+            process.kill(pid, 0);
+            return undefined;
+          } catch {
+            return true;
+          }
+        });
+      }
+      const queue = await harness.open();
+      const done = await Promise.all(submitted.map((id) => queue.waitFor(id, { timeoutMs: 30_000 })));
+      expect(done.map((job) => job.status)).toEqual(submitted.map(() => 'completed'));
+      await queue.close();
+    });
+  });
+}
