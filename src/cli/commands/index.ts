@@ -3,6 +3,7 @@ import { register as bench } from './bench.ts';
 import { register as blend } from './blend.ts';
 import { register as bot } from './bot.ts';
 import { register as dataset } from './dataset.ts';
+import { register as finetune } from './finetune.ts';
 import { register as generate } from './generate.ts';
 import { register as grid } from './grid.ts';
 import { register as jobs } from './jobs.ts';
@@ -14,6 +15,7 @@ export const commands: Array<(program: Command) => void> = [
   generate,
   blend,
   grid,
+  finetune,
   bench,
   dataset,
   jobs,

@@ -6,19 +6,7 @@ export type Activation = 'linear' | 'lrelu';
 /** Default gain of each activation (sqrt(2) for leaky ReLU keeps the signal variance). */
 export const ACTIVATION_GAIN: Record<Activation, number> = { linear: 1, lrelu: Math.SQRT2 };
 
-let differentiableActivations = false;
-
-/**
- * Training needs leaky ReLU's gradient to be differentiable again (R1, path length): tfjs's
- * leakyRelu gradient uses Greater, which has no gradient, so training computes the same function
- * as 0.6x + 0.4|x| (slope 0.2).
- */
-export function setDifferentiableActivations(on: boolean): void {
-  differentiableActivations = on;
-}
-
 export function leakyRelu(x: tf.Tensor): tf.Tensor {
-  if (differentiableActivations) return tf.add(tf.mul(x, 0.6), tf.mul(tf.abs(x), 0.4));
   return tf.leakyRelu(x, 0.2);
 }
 

@@ -1,0 +1,131 @@
+// `npm run bench -- train`: seconds per thousand training images (the official s/kimg), for the
+// full loop (G and D steps, lazy R1 and path length at their intervals, ADA, EMA) on random data.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { machineDescription, markdownTable, today } from './common.ts';
+import { UserError } from '../errors.ts';
+import { initBackend } from '../model/backend.ts';
+import { defaultDiscriminatorConfig, defaultGeneratorConfig, type ModelConfig } from '../model/config.ts';
+import { initParams } from '../model/init.ts';
+import { Discriminator } from '../model/networks/discriminator.ts';
+import { Generator } from '../model/networks/generator.ts';
+import { TrainingSet } from '../model/train/data.ts';
+import { finetune } from '../model/train/trainer.ts';
+
+export interface TrainBenchOptions {
+  resolution: number;
+  channelBase: number;
+  channelMax: number;
+  mappingLayers: number;
+  latentDim: number;
+  batchSize: number;
+  /** Timed minibatches, after `warmup` untimed ones; a multiple of 16 covers every regulariser. */
+  steps: number;
+  warmup: number;
+}
+
+export interface TrainBenchResult {
+  secondsPerKimg: number;
+  imagesPerSecond: number;
+  stepsTimed: number;
+}
+
+/** Runs the training loop on random images and times the minibatches after the warm-up. */
+export async function benchTraining(o: TrainBenchOptions): Promise<TrainBenchResult> {
+  const common = { resolution: o.resolution, channelBase: o.channelBase, channelMax: o.channelMax };
+  const config: ModelConfig = {
+    G: defaultGeneratorConfig({
+      ...common,
+      mappingLayers: o.mappingLayers,
+      zDim: o.latentDim,
+      wDim: o.latentDim,
+    }),
+    D: defaultDiscriminatorConfig(common),
+  };
+  const steps = o.warmup + o.steps;
+  const images = steps * o.batchSize;
+  const pixels = new Uint8Array(images * o.resolution * o.resolution * 3);
+  for (let i = 0; i < pixels.length; i++) pixels[i] = (i * 2_654_435_761) >>> 24;
+  const outDir = await mkdtemp(join(tmpdir(), 'facestyle-bench-train-'));
+  const times: number[] = [];
+  try {
+    await finetune({
+      outDir,
+      name: 'bench',
+      config,
+      networks: {
+        G: initParams(Generator.specs(config.G), 1),
+        D: initParams(Discriminator.specs(config.D!), 2),
+      },
+      data: new TrainingSet(pixels, o.resolution),
+      epochs: 1,
+      snapshotEvery: 1,
+      hyper: { batchSize: o.batchSize, mirror: false, augment: { fixedP: 0.2 } },
+      previewSeeds: [],
+      resume: false,
+      onProgress: () => times.push(performance.now()),
+    });
+  } finally {
+    await rm(outDir, { recursive: true, force: true });
+  }
+  // times[k] is the end of minibatch k + 1; the last one also wrote the final snapshot.
+  const stepsTimed = o.steps - 1;
+  const seconds = (times[steps - 2] - times[o.warmup - 1]) / 1000;
+  const imagesPerSecond = (stepsTimed * o.batchSize) / seconds;
+  return { secondsPerKimg: 1000 / imagesPerSecond, imagesPerSecond, stepsTimed };
+}
+
+function positiveInt(flag: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1)
+    throw new UserError(`${flag} must be a whole number >= 1, got "${value}"`);
+  return n;
+}
+
+export function register(bench: Command): void {
+  bench
+    .command('train')
+    .description('seconds per kimg of the training loop (G, D, lazy R1 and path length, ADA, EMA)')
+    .option('--backend <name>', 'tensor backend', 'auto')
+    .option('--res <px>', 'resolution', '32')
+    .option('--cbase <n>', 'channel base (paper256: 16384)', '16384')
+    .option('--cmax <n>', 'channel max (paper256: 512)', '512')
+    .option('--map <n>', 'mapping layers (paper256: 8)', '8')
+    .option('--latent <n>', 'z and w size', '512')
+    .option('--batch <n>', 'minibatch (paper256: 64 on 8 GPUs; 32 on one)', '32')
+    .option('--steps <n>', 'timed minibatches', '16')
+    .option('--warmup <n>', 'untimed minibatches first', '2')
+    .action(async (opts: Record<string, string>) => {
+      const info = await initBackend(opts.backend);
+      const o: TrainBenchOptions = {
+        resolution: positiveInt('--res', opts.res),
+        channelBase: positiveInt('--cbase', opts.cbase),
+        channelMax: positiveInt('--cmax', opts.cmax),
+        mappingLayers: positiveInt('--map', opts.map),
+        latentDim: positiveInt('--latent', opts.latent),
+        batchSize: positiveInt('--batch', opts.batch),
+        steps: Math.max(2, positiveInt('--steps', opts.steps)),
+        warmup: positiveInt('--warmup', opts.warmup),
+      };
+      const r = await benchTraining(o);
+      process.stdout.write(
+        `${markdownTable(
+          ['date', 'backend', 'machine', 'res', 'cbase/cmax', 'batch', 's/kimg', 'img/s'],
+          [
+            [
+              today(),
+              info.name,
+              machineDescription(info),
+              o.resolution,
+              `${o.channelBase}/${o.channelMax}`,
+              o.batchSize,
+              r.secondsPerKimg.toFixed(1),
+              r.imagesPerSecond.toFixed(2),
+            ],
+          ],
+        )}\n`,
+      );
+    });
+}

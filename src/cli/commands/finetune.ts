@@ -1,0 +1,311 @@
+// `facestyle finetune --base F --data DIR --epochs 480 --snapshot-every 24 --out runs/NAME`, and
+// training from scratch when no --base is given (--resolution and sizes then say what to build).
+// Progress goes to a bar on stderr, to runs/NAME/progress.jsonl (one JSON object per minibatch,
+// for the bot) and to runs/NAME/losses.png, redrawn at every snapshot. Ctrl-C stops after the
+// current minibatch and keeps the snapshots; running the same command again resumes.
+import { appendFile, readFile, rm, stat } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { createProgress } from '../progress.ts';
+import { IMAGES_DIR } from '../../datasets/index.ts';
+import { UserError } from '../../errors.ts';
+import { initBackend } from '../../model/backend.ts';
+import { disposeCheckpoint, loadCheckpoint } from '../../model/checkpoint.ts';
+import { defaultDiscriminatorConfig, defaultGeneratorConfig, type ModelConfig } from '../../model/config.ts';
+import { initParams } from '../../model/init.ts';
+import { Discriminator } from '../../model/networks/discriminator.ts';
+import { Generator } from '../../model/networks/generator.ts';
+import type { ParamStore } from '../../model/params.ts';
+import { parseSeeds } from '../../model/seeds.ts';
+import { AUGMENT_PRESETS, type AugmentPreset } from '../../model/train/augment.ts';
+import { TrainingSet } from '../../model/train/data.ts';
+import { type CurvePoint, writeLossCurve } from '../../model/train/loss-curve.ts';
+import {
+  type AugmentMode,
+  finetune,
+  type TrainHyperparameters,
+  type TrainProgress,
+} from '../../model/train/trainer.ts';
+
+interface FinetuneCliOptions {
+  base?: string;
+  data: string;
+  epochs: string;
+  snapshotEvery?: string;
+  out: string;
+  name?: string;
+  batch?: string;
+  batchGpu?: string;
+  gamma?: string;
+  glr?: string;
+  dlr?: string;
+  plWeight?: string;
+  freezed: string;
+  mirror: boolean;
+  aug: string;
+  augpipe: string;
+  target: string;
+  adaKimg: string;
+  seed: string;
+  previewSeeds: string;
+  restart?: boolean;
+  resolution?: string;
+  cbase: string;
+  cmax: string;
+  mapLayers: string;
+  zDim: string;
+  wDim: string;
+  mbstd: string;
+}
+
+function parseNumber(flag: string, value: string, { integer = false, min = 0 } = {}): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) {
+    throw new UserError(
+      `${flag} must be ${integer ? 'a whole number' : 'a number'} of at least ${min}, got "${value}"`,
+    );
+  }
+  return n;
+}
+
+function parseAugment(value: string): AugmentMode {
+  if (value === 'ada') return 'ada';
+  if (value === 'noaug') return 'off';
+  const fixed = /^fixed:(.+)$/.exec(value);
+  if (fixed) {
+    const p = parseNumber('--aug fixed:P', fixed[1]);
+    if (p <= 1) return { fixedP: p };
+  }
+  throw new UserError(`--aug must be ada, noaug or fixed:P with P in [0, 1], got "${value}"`);
+}
+
+/** A folder of images, or a dataset built by `facestyle dataset build` (its images/ folder). */
+async function imageFolder(dir: string): Promise<string> {
+  const built = join(dir, IMAGES_DIR);
+  try {
+    if ((await stat(built)).isDirectory()) return built;
+  } catch {
+    // not a built dataset: the folder itself holds the images
+  }
+  return dir;
+}
+
+function scratchConfig(opts: FinetuneCliOptions): ModelConfig {
+  if (!opts.resolution)
+    throw new UserError('give --base to fine-tune, or --resolution to train from scratch');
+  const common = {
+    resolution: parseNumber('--resolution', opts.resolution, { integer: true, min: 8 }),
+    channelBase: parseNumber('--cbase', opts.cbase, { integer: true, min: 1 }),
+    channelMax: parseNumber('--cmax', opts.cmax, { integer: true, min: 1 }),
+  };
+  try {
+    return {
+      G: defaultGeneratorConfig({
+        ...common,
+        mappingLayers: parseNumber('--map-layers', opts.mapLayers, { integer: true, min: 1 }),
+        zDim: parseNumber('--z-dim', opts.zDim, { integer: true, min: 1 }),
+        wDim: parseNumber('--w-dim', opts.wDim, { integer: true, min: 1 }),
+      }),
+      D: defaultDiscriminatorConfig({
+        ...common,
+        mbstdGroupSize: parseNumber('--mbstd', opts.mbstd, { integer: true, min: 1 }),
+      }),
+    };
+  } catch (err) {
+    if (err instanceof RangeError) throw new UserError(err.message);
+    throw err;
+  }
+}
+
+function hyperparameters(opts: FinetuneCliOptions): Partial<TrainHyperparameters> {
+  const h: Partial<TrainHyperparameters> = {
+    freezeD: parseNumber('--freezed', opts.freezed, { integer: true }),
+    mirror: opts.mirror,
+    augment: parseAugment(opts.aug),
+    adaTarget: parseNumber('--target', opts.target),
+    adaKimg: parseNumber('--ada-kimg', opts.adaKimg, { min: 1e-6 }),
+  };
+  if (!(opts.augpipe in AUGMENT_PRESETS)) {
+    throw new UserError(
+      `--augpipe must be one of ${Object.keys(AUGMENT_PRESETS).join(', ')}, got "${opts.augpipe}"`,
+    );
+  }
+  h.augmentPreset = opts.augpipe as AugmentPreset;
+  if (opts.batch) h.batchSize = parseNumber('--batch', opts.batch, { integer: true, min: 1 });
+  if (opts.batchGpu) h.batchGpu = parseNumber('--batch-gpu', opts.batchGpu, { integer: true, min: 1 });
+  if (opts.gamma) h.r1Gamma = parseNumber('--gamma', opts.gamma);
+  if (opts.glr) h.glr = parseNumber('--glr', opts.glr, { min: 1e-12 });
+  if (opts.dlr) h.dlr = parseNumber('--dlr', opts.dlr, { min: 1e-12 });
+  if (opts.plWeight) h.plWeight = parseNumber('--pl-weight', opts.plWeight);
+  return h;
+}
+
+/**
+ * The run's curve from progress.jsonl, every session of it: where a resumed session repeated
+ * steps after the snapshot it resumed from, its entries replace the killed session's.
+ */
+export async function readCurve(progressLog: string): Promise<CurvePoint[]> {
+  const byStep = new Map<number, CurvePoint>();
+  const text = await readFile(progressLog, 'utf8').catch(() => '');
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      const e = JSON.parse(line) as TrainProgress;
+      byStep.set(e.step, { kimg: e.kimg, values: { ...e.losses, 'augment p': e.augmentP } });
+    } catch {
+      // a line cut short by a crash
+    }
+  }
+  return [...byStep.entries()].sort((a, b) => a[0] - b[0]).map(([, point]) => point);
+}
+
+function round(v: number, digits = 3): number {
+  return Number(v.toFixed(digits));
+}
+
+export function register(program: Command): void {
+  program
+    .command('finetune')
+    .description(
+      'fine-tune a StyleGAN2 model on a folder of images (or train one from scratch), with snapshots',
+    )
+    .option('--base <file>', 'checkpoint to start from (needs G and D); omit to train from scratch')
+    .requiredOption(
+      '--data <dir>',
+      'folder of training images, or a dataset built by `facestyle dataset build`',
+    )
+    .requiredOption('--epochs <n>', 'passes over the images (x-flips included)')
+    .option('--snapshot-every <n>', 'epochs between snapshots (default: epochs / 20)')
+    .requiredOption('--out <dir>', 'run folder: snapshots, previews, progress.jsonl, losses.png')
+    .option('--name <name>', 'run name recorded in the snapshots (default: the --out folder name)')
+    .option('--batch <n>', 'minibatch size (default: min(4096 / resolution, 32))')
+    .option('--batch-gpu <n>', 'images per round; the minibatch accumulates over rounds')
+    .option('--gamma <value>', 'R1 weight (default: 0.0002 * resolution^2 / batch); 0 disables')
+    .option('--glr <value>', 'generator learning rate (default 0.0025)')
+    .option('--dlr <value>', 'discriminator learning rate (default 0.0025)')
+    .option('--pl-weight <value>', 'path-length regularisation weight (default 2); 0 disables')
+    .option('--freezed <k>', 'freeze the first k discriminator blocks (FreezeD)', '0')
+    .option('--no-mirror', 'do not add x-flipped copies of the images')
+    .option('--aug <mode>', 'ada | noaug | fixed:P', 'ada')
+    .option('--augpipe <name>', `augmentations: ${Object.keys(AUGMENT_PRESETS).join(' | ')}`, 'bgc')
+    .option('--target <value>', 'ADA target for E[sign(D(real))]', '0.6')
+    .option('--ada-kimg <value>', 'ADA speed: thousands of images for p to move from 0 to 1', '500')
+    .option('--seed <n>', 'random seed of the run', '0')
+    .option('--preview-seeds <list>', 'seeds of the preview grid written with each snapshot', '0-15')
+    .option('--restart', 'ignore snapshots already in --out and start over')
+    .option('--resolution <px>', 'from scratch: image size')
+    .option('--cbase <n>', 'from scratch: channel base', '16384')
+    .option('--cmax <n>', 'from scratch: channel max', '512')
+    .option('--map-layers <n>', 'from scratch: mapping layers', '2')
+    .option('--z-dim <n>', 'from scratch: z size', '512')
+    .option('--w-dim <n>', 'from scratch: w size', '512')
+    .option('--mbstd <n>', 'from scratch: minibatch-std group size', '4')
+    .action(async (opts: FinetuneCliOptions) => {
+      await initBackend(program.opts().backend);
+      const epochs = parseNumber('--epochs', opts.epochs, { integer: true, min: 1 });
+      const snapshotEvery = opts.snapshotEvery
+        ? parseNumber('--snapshot-every', opts.snapshotEvery, { integer: true, min: 1 })
+        : Math.max(1, Math.round(epochs / 20));
+      const hyper = hyperparameters(opts);
+      const seed = parseNumber('--seed', opts.seed, { integer: true });
+      const previewSeeds = parseSeeds(opts.previewSeeds, 64);
+
+      let config: ModelConfig;
+      let networks: { G: ParamStore; D: ParamStore; G_ema?: ParamStore };
+      let parent: string | undefined;
+      let release = () => {};
+      if (opts.base) {
+        const ckpt = await loadCheckpoint(opts.base);
+        if (!ckpt.G || !ckpt.D || !ckpt.config.D) {
+          disposeCheckpoint(ckpt);
+          throw new UserError(
+            `${opts.base} has no ${ckpt.G ? 'discriminator (D)' : 'generator G'}: it cannot be fine-tuned`,
+            'use a full training checkpoint (G, D and G_ema), such as an official network-snapshot converted with its D',
+          );
+        }
+        config = ckpt.config;
+        networks = { G: ckpt.G, D: ckpt.D, G_ema: ckpt.G_ema };
+        parent = ckpt.meta.name || basename(opts.base);
+        release = () => disposeCheckpoint(ckpt);
+      } else {
+        config = scratchConfig(opts);
+        networks = {
+          G: initParams(Generator.specs(config.G), seed),
+          D: initParams(Discriminator.specs(config.D!), seed + 1),
+        };
+      }
+
+      const data = await TrainingSet.fromFolder(await imageFolder(opts.data), config.G.resolution);
+      const outDir = resolve(opts.out);
+      const itemsPerEpoch = data.itemsPerEpoch(hyper.mirror ?? true);
+      const total = epochs * itemsPerEpoch;
+      process.stderr.write(
+        `training ${config.G.resolution}x${config.G.resolution} on ${data.count} images (${itemsPerEpoch} per epoch), ` +
+          `${epochs} epochs = ${round(total / 1000)} kimg, snapshots every ${snapshotEvery} epochs in ${outDir}\n`,
+      );
+      const bar = createProgress('training', total);
+      const controller = new AbortController();
+      const onSigint = () => {
+        process.stderr.write(
+          '\nstopping after this minibatch (the snapshots so far are kept; run again to resume)\n',
+        );
+        controller.abort();
+      };
+      process.once('SIGINT', onSigint);
+      const progressLog = join(outDir, 'progress.jsonl');
+      if (opts.restart) await rm(progressLog, { force: true });
+      const onProgress = async (e: TrainProgress) => {
+        bar.update(Math.min(total, Math.round(e.epochFraction * itemsPerEpoch)), {
+          epoch: `${e.epoch}/${e.epochs}`,
+          kimg: round(e.kimg),
+          G: round(e.losses.G ?? Number.NaN),
+          D: round(e.losses.D ?? Number.NaN),
+          p: round(e.augmentP),
+          eta: `${Math.round(e.etaSeconds / 60)}m`,
+        });
+        await appendFile(progressLog, `${JSON.stringify({ t: new Date().toISOString(), ...e })}\n`);
+        if (e.snapshot) {
+          await writeLossCurve(
+            join(outDir, 'losses.png'),
+            await readCurve(progressLog),
+            ['G', 'D', 'r1', 'pl', 'augment p'],
+            opts.name ?? basename(outDir),
+          );
+        }
+      };
+      // Progress handlers run between minibatches; their file writes are awaited in order.
+      let pending: Promise<void> = Promise.resolve();
+      try {
+        const result = await finetune({
+          outDir,
+          name: opts.name ?? basename(outDir),
+          config,
+          networks,
+          parent,
+          data,
+          epochs,
+          snapshotEvery,
+          hyper,
+          seed,
+          previewSeeds,
+          resume: !opts.restart,
+          signal: controller.signal,
+          onProgress: (e) => {
+            pending = pending.then(() => onProgress(e));
+          },
+        });
+        await pending;
+        bar.stop();
+        const last = result.snapshots.at(-1);
+        process.stdout.write(
+          `${result.cancelled ? 'stopped' : 'finished'} at epoch ${result.state.epoch}/${epochs} ` +
+            `(${round(result.state.imagesSeen / 1000)} kimg)${result.resumedFrom ? `, resumed from ${result.resumedFrom}` : ''}; ` +
+            `${last ? `latest snapshot ${last.path}` : 'no snapshot yet'}\n`,
+        );
+      } finally {
+        process.off('SIGINT', onSigint);
+        bar.stop();
+        release();
+      }
+    });
+}

@@ -1,0 +1,356 @@
+// A 2D convolution whose gradients exist on every backend and differentiate again, to any order.
+//
+// Three linear kernels close the set under differentiation:
+//   conv          y  = corr(x, w)            (native forward convolution)
+//   backpropInput dx = corr^T(dy, w)         (the adjoint in x: native transposed/flipped convolution)
+//   backpropFilter dw = sum x_patch^T dy     (one batched matMul per kernel tap)
+// and the gradient of each is expressed through the others, so R1 (grad of D in its input, then in
+// its weights) and path length (grad of G in w, then in its weights) work on wasm, which has no
+// Conv2DBackpropFilter kernel, and keep webgpu off its slow native filter gradient.
+//
+// They are registered as kernels rather than tf.customGrad: a kernel's gradient is one closure per
+// input, and tfjs only calls those on the path to the variables, so the R1 pass does not pay for
+// filter gradients and the G pass through D does not pay for D's.
+import { tf } from '../../tf.ts';
+import type { ConvOps, SpatialPadding } from '../conv.ts';
+
+const CONV = 'FacestyleConv2D';
+const BACKPROP_INPUT = 'FacestyleConv2DBackpropInput';
+const BACKPROP_FILTER = 'FacestyleConv2DBackpropFilter';
+
+/** Stride and explicit zero padding of one convolution, as kernel attributes. */
+interface Geometry {
+  stride: 1 | 2;
+  /** [top, bottom, left, right], each >= 0. */
+  pad: [number, number, number, number];
+}
+
+// GPU backends parallelise a matMul over its output tiles only; the filter gradient's output is
+// tiny (I x O) and its reduction huge (every pixel of the batch), so there it runs as one product
+// per sample, summed. CPU backends do better with the single product.
+const PER_SAMPLE_FILTER_GRAD_BACKENDS = new Set(['webgpu', 'webgl']);
+
+function geometryOf(attrs: tf.NamedAttrMap): Geometry {
+  return { stride: attrs.stride as 1 | 2, pad: attrs.pad as Geometry['pad'] };
+}
+
+function geometryAttrs(g: Geometry): tf.NamedAttrMap {
+  return { stride: g.stride, pad: [...g.pad] };
+}
+
+/** tf.conv2d's explicit padding: [[0,0],[top,bottom],[left,right],[0,0]]. */
+type ExplicitPadding = [[number, number], [number, number], [number, number], [number, number]];
+
+function explicitPadding(g: Geometry): ExplicitPadding {
+  const [top, bottom, left, right] = g.pad;
+  return [
+    [0, 0],
+    [top, bottom],
+    [left, right],
+    [0, 0],
+  ];
+}
+
+/** Output length of a correlation along one axis. */
+function outputLength(input: number, before: number, after: number, kernel: number, stride: number): number {
+  return Math.floor((input + before + after - kernel) / stride) + 1;
+}
+
+function convForward(x: tf.Tensor4D, w: tf.Tensor4D, g: Geometry): tf.Tensor4D {
+  return tf.conv2d(x, w, g.stride, explicitPadding(g));
+}
+
+/** Adjoint of convForward in x: dy [N,P,Q,O], w [kh,kw,I,O] -> [N,H,W,I]. */
+function backpropInputForward(dy: tf.Tensor4D, w: tf.Tensor4D, g: Geometry, inH: number, inW: number) {
+  const [kh, kw, inChannels] = w.shape;
+  const [top, bottom, left, right] = g.pad;
+  const flippable = top < kh && bottom < kh && left < kw && right < kw;
+  if (g.stride === 1 && flippable) {
+    // A stride-1 adjoint is a forward convolution with the kernel flipped and its channels swapped,
+    // and the forward convolution is the fastest kernel every backend has.
+    const flipped = tf.transpose(tf.reverse(w, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D;
+    return tf.conv2d(dy, flipped, 1, [
+      [0, 0],
+      [kh - 1 - top, kh - 1 - bottom],
+      [kw - 1 - left, kw - 1 - right],
+      [0, 0],
+    ]);
+  }
+  // Transposed convolution onto the padded input, then the padding cut away. Rows of the padded
+  // input that a stride skips receive zeros, as they should.
+  const n = dy.shape[0];
+  const paddedH = inH + top + bottom;
+  const paddedW = inW + left + right;
+  const full = tf.conv2dTranspose(dy, w, [n, paddedH, paddedW, inChannels], g.stride, 'valid');
+  return tf.slice(full, [0, top, left, 0], [n, inH, inW, inChannels]);
+}
+
+/**
+ * Gradient in w of convForward: x [N,H,W,I], dy [N,P,Q,O] -> [kh,kw,I,O], one matMul per tap
+ * (a, b) between the input pixels that tap multiplied and dy. x is transposed once, channels
+ * first, so that each tap's pixels come out as the left factor [I, pixels] and no product needs
+ * transposeA (several times slower than an explicit transpose on wasm). Only one tap's pixels are
+ * alive at a time: an im2col matrix would hold kh*kw copies of x.
+ */
+function backpropFilterForward(x: tf.Tensor4D, dy: tf.Tensor4D, g: Geometry, kh: number, kw: number) {
+  const [n, , , inChannels] = x.shape;
+  const [, outH, outW, outChannels] = dy.shape;
+  const s = g.stride;
+  const perSample = PER_SAMPLE_FILTER_GRAD_BACKENDS.has(tf.getBackend());
+  // [I, N, Hp, Wp], or [N, I, Hp, Wp] for per-sample products.
+  const channelsFirst = tf.transpose(tf.pad(x, explicitPadding(g)), perSample ? [0, 3, 1, 2] : [3, 0, 1, 2]);
+  const [d0, d1] = channelsFirst.shape;
+  const pixels = perSample ? outH * outW : n * outH * outW;
+  const right = perSample
+    ? (tf.reshape(dy, [n, pixels, outChannels]) as tf.Tensor3D)
+    : (tf.reshape(dy, [pixels, outChannels]) as tf.Tensor2D);
+  const taps: tf.Tensor2D[] = [];
+  for (let a = 0; a < kh; a++) {
+    for (let b = 0; b < kw; b++) {
+      // Rows a, a+s, ..., columns b, b+s, ... of the padded input.
+      const patch =
+        s === 1
+          ? tf.slice(channelsFirst, [0, 0, a, b], [d0, d1, outH, outW])
+          : tf.stridedSlice(
+              channelsFirst,
+              [0, 0, a, b],
+              [d0, d1, a + s * (outH - 1) + 1, b + s * (outW - 1) + 1],
+              [1, 1, s, s],
+            );
+      let tap: tf.Tensor2D;
+      if (perSample) {
+        const product = tf.matMul(
+          tf.reshape(patch, [n, inChannels, pixels]) as tf.Tensor3D,
+          right as tf.Tensor3D,
+        );
+        tap = tf.sum(product, 0) as tf.Tensor2D;
+        product.dispose();
+      } else {
+        tap = tf.matMul(tf.reshape(patch, [inChannels, pixels]) as tf.Tensor2D, right as tf.Tensor2D);
+      }
+      taps.push(tap);
+      patch.dispose();
+    }
+  }
+  return tf.reshape(tf.stack(taps), [kh, kw, inChannels, outChannels]) as tf.Tensor4D;
+}
+
+function runConv(x: tf.Tensor4D, w: tf.Tensor4D, g: Geometry): tf.Tensor4D {
+  ensureRegistered();
+  return tf.engine().runKernel(CONV, { x, w }, geometryAttrs(g)) as tf.Tensor4D;
+}
+
+function runBackpropInput(
+  dy: tf.Tensor4D,
+  w: tf.Tensor4D,
+  g: Geometry,
+  inH: number,
+  inW: number,
+): tf.Tensor4D {
+  ensureRegistered();
+  return tf.engine().runKernel(BACKPROP_INPUT, { dy, w }, { ...geometryAttrs(g), inH, inW }) as tf.Tensor4D;
+}
+
+function runBackpropFilter(
+  x: tf.Tensor4D,
+  dy: tf.Tensor4D,
+  g: Geometry,
+  kh: number,
+  kw: number,
+): tf.Tensor4D {
+  ensureRegistered();
+  return tf.engine().runKernel(BACKPROP_FILTER, { x, dy }, { ...geometryAttrs(g), kh, kw }) as tf.Tensor4D;
+}
+
+// The kernels are composites of tfjs ops, so one implementation serves every backend. A kernel
+// function may return a Tensor (the engine keeps it as the output); tidy frees the intermediates.
+function compositeKernel(
+  kernelName: string,
+  backendName: string,
+  body: (args: KernelArgs) => tf.Tensor,
+): void {
+  if (tf.getKernel(kernelName, backendName)) return;
+  tf.registerKernel({
+    kernelName,
+    backendName,
+    kernelFunc: ({ inputs, attrs }) =>
+      tf.tidy(() => body({ inputs: inputs as Record<string, tf.Tensor4D>, attrs: attrs ?? {} })),
+  });
+}
+
+interface KernelArgs {
+  inputs: Record<string, tf.Tensor4D>;
+  attrs: tf.NamedAttrMap;
+}
+
+function registerGradients(): void {
+  if (tf.getGradient(CONV)) return;
+  tf.registerGradient({
+    kernelName: CONV,
+    inputsToSave: ['x', 'w'],
+    gradFunc: (dy, saved, attrs) => {
+      const [x, w] = saved as tf.Tensor4D[];
+      const g = geometryOf(attrs as tf.NamedAttrMap);
+      const d = dy as tf.Tensor4D;
+      return {
+        x: () => runBackpropInput(d, w, g, x.shape[1], x.shape[2]),
+        w: () => runBackpropFilter(x, d, g, w.shape[0], w.shape[1]),
+      };
+    },
+  });
+  tf.registerGradient({
+    kernelName: BACKPROP_INPUT,
+    inputsToSave: ['dy', 'w'],
+    gradFunc: (ddx, saved, attrs) => {
+      const [dy, w] = saved as tf.Tensor4D[];
+      const g = geometryOf(attrs as tf.NamedAttrMap);
+      const upstream = ddx as tf.Tensor4D;
+      return {
+        dy: () => runConv(upstream, w, g),
+        w: () => runBackpropFilter(upstream, dy, g, w.shape[0], w.shape[1]),
+      };
+    },
+  });
+  tf.registerGradient({
+    kernelName: BACKPROP_FILTER,
+    inputsToSave: ['x', 'dy'],
+    gradFunc: (ddw, saved, attrs) => {
+      const [x, dy] = saved as tf.Tensor4D[];
+      const g = geometryOf(attrs as tf.NamedAttrMap);
+      const upstream = ddw as tf.Tensor4D;
+      return {
+        x: () => runBackpropInput(dy, upstream, g, x.shape[1], x.shape[2]),
+        dy: () => runConv(x, upstream, g),
+      };
+    },
+  });
+}
+
+function ensureRegistered(): void {
+  const backendName = tf.getBackend();
+  compositeKernel(CONV, backendName, ({ inputs, attrs }) =>
+    convForward(inputs.x, inputs.w, geometryOf(attrs)),
+  );
+  compositeKernel(BACKPROP_INPUT, backendName, ({ inputs, attrs }) =>
+    backpropInputForward(inputs.dy, inputs.w, geometryOf(attrs), attrs.inH as number, attrs.inW as number),
+  );
+  compositeKernel(BACKPROP_FILTER, backendName, ({ inputs, attrs }) =>
+    backpropFilterForward(inputs.x, inputs.dy, geometryOf(attrs), attrs.kh as number, attrs.kw as number),
+  );
+  registerGradients();
+}
+
+function geometry(stride: 1 | 2, pad: SpatialPadding): Geometry {
+  const flat: Geometry['pad'] = [pad[0][0], pad[0][1], pad[1][0], pad[1][1]];
+  if (stride !== 1 && stride !== 2) throw new RangeError(`conv2d: stride must be 1 or 2, got ${stride}`);
+  if (flat.some((p) => !Number.isInteger(p) || p < 0)) {
+    throw new RangeError(`conv2d: padding must be non-negative integers, got ${JSON.stringify(pad)}`);
+  }
+  return { stride, pad: flat };
+}
+
+function assertChannels(x: tf.Tensor4D, w: tf.Tensor4D, what: string): void {
+  if (x.rank !== 4 || w.rank !== 4 || x.shape[3] !== w.shape[2]) {
+    throw new Error(`${what}: input [${x.shape}] does not match the HWIO kernel [${w.shape}]`);
+  }
+}
+
+/**
+ * Correlation of NHWC `x` with the HWIO kernel `w` (as tf.conv2d with explicit padding), with
+ * gradients in both arguments on every backend, differentiable to any order.
+ */
+export function conv2dDifferentiable(
+  x: tf.Tensor4D,
+  w: tf.Tensor4D,
+  stride: 1 | 2,
+  pad: SpatialPadding,
+): tf.Tensor4D {
+  assertChannels(x, w, 'conv2dDifferentiable');
+  const g = geometry(stride, pad);
+  const [, h, wd] = x.shape;
+  const [kh, kw] = w.shape;
+  if (
+    outputLength(h, g.pad[0], g.pad[1], kh, stride) < 1 ||
+    outputLength(wd, g.pad[2], g.pad[3], kw, stride) < 1
+  ) {
+    throw new Error(`conv2dDifferentiable: kernel [${w.shape}] larger than the padded input [${x.shape}]`);
+  }
+  return runConv(x, w, g);
+}
+
+/**
+ * The adjoint of conv2dDifferentiable in its input: dy [N,P,Q,O] -> [N,inH,inW,I] for the kernel
+ * w [kh,kw,I,O], i.e. a transposed convolution, differentiable to any order.
+ */
+export function conv2dBackpropInputDifferentiable(
+  dy: tf.Tensor4D,
+  w: tf.Tensor4D,
+  stride: 1 | 2,
+  pad: SpatialPadding,
+  inputSize: [number, number],
+): tf.Tensor4D {
+  const g = geometry(stride, pad);
+  const [kh, kw, , outChannels] = w.shape;
+  const [inH, inW] = inputSize;
+  const expected = [
+    outputLength(inH, g.pad[0], g.pad[1], kh, stride),
+    outputLength(inW, g.pad[2], g.pad[3], kw, stride),
+  ];
+  if (
+    dy.rank !== 4 ||
+    dy.shape[1] !== expected[0] ||
+    dy.shape[2] !== expected[1] ||
+    dy.shape[3] !== outChannels
+  ) {
+    throw new Error(
+      `conv2dBackpropInputDifferentiable: dy [${dy.shape}] is not the output of a [${inH},${inW}] input with kernel [${w.shape}]`,
+    );
+  }
+  return runBackpropInput(dy, w, g, inH, inW);
+}
+
+/** The gradient of conv2dDifferentiable in its kernel: x [N,H,W,I], dy [N,P,Q,O] -> [kh,kw,I,O]. */
+export function conv2dBackpropFilterDifferentiable(
+  x: tf.Tensor4D,
+  dy: tf.Tensor4D,
+  stride: 1 | 2,
+  pad: SpatialPadding,
+  kernelSize: [number, number],
+): tf.Tensor4D {
+  const g = geometry(stride, pad);
+  const [kh, kw] = kernelSize;
+  const [n, h, wd] = x.shape;
+  const expected = [
+    n,
+    outputLength(h, g.pad[0], g.pad[1], kh, stride),
+    outputLength(wd, g.pad[2], g.pad[3], kw, stride),
+  ];
+  if (dy.rank !== 4 || expected.some((e, i) => dy.shape[i] !== e)) {
+    throw new Error(
+      `conv2dBackpropFilterDifferentiable: dy [${dy.shape}] is not the output of input [${x.shape}] with a ${kh}x${kw} kernel`,
+    );
+  }
+  return runBackpropFilter(x, dy, g, kh, kw);
+}
+
+/**
+ * The lead's ConvOps for training: conv2d as above; conv2dTranspose (w [kh,kw,I,O] spreading each
+ * input pixel, stride 2, no padding) as the adjoint of a correlation with the channel-swapped kernel.
+ */
+export const differentiableConvOps: ConvOps = {
+  conv2d: conv2dDifferentiable,
+  conv2dTranspose: (x, w, stride) => {
+    const [, h, wd] = x.shape;
+    const [kh, kw] = w.shape;
+    assertChannels(x, w, 'conv2dTranspose');
+    const swapped = tf.transpose(w, [0, 1, 3, 2]) as tf.Tensor4D;
+    const noPad: SpatialPadding = [
+      [0, 0],
+      [0, 0],
+    ];
+    return conv2dBackpropInputDifferentiable(x, swapped, stride, noPad, [
+      stride * (h - 1) + kh,
+      stride * (wd - 1) + kw,
+    ]);
+  },
+};
