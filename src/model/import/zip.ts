@@ -1,0 +1,198 @@
+// Zip archives as torch.save uses them: records stored uncompressed, each record's data aligned to
+// 64 bytes (so torch.load(mmap=True) can map it). Reading goes through yauzl; writing is ours.
+import { type FileHandle, open, rename, rm } from 'node:fs/promises';
+import { crc32 } from 'node:zlib';
+import yauzl, { type Entry, type ZipFile } from 'yauzl';
+import { CheckpointError } from '../checkpoint.ts';
+
+export class ZipArchiveReader {
+  private constructor(
+    private readonly zip: ZipFile,
+    private readonly file: FileHandle,
+    private readonly source: string,
+    /** Records by name. */
+    readonly entries: Map<string, Entry>,
+  ) {}
+
+  static async open(path: string): Promise<ZipArchiveReader> {
+    let zip: ZipFile;
+    try {
+      zip = await yauzl.openPromise(path, { lazyEntries: true, autoClose: false, validateEntrySizes: true });
+    } catch (err) {
+      const text = (err as Error).message;
+      if (/end of central directory record signature not found/.test(text)) {
+        throw new CheckpointError(
+          `${path}: the zip archive has no central directory: the file is truncated (incomplete download or copy?)`,
+        );
+      }
+      throw new CheckpointError(`${path}: damaged zip archive: ${text}`, undefined, err);
+    }
+    const entries = new Map<string, Entry>();
+    try {
+      for await (const entry of zip.eachEntry()) entries.set(entry.fileName, entry);
+    } catch (err) {
+      zip.close();
+      throw new CheckpointError(`${path}: damaged zip archive: ${(err as Error).message}`, undefined, err);
+    }
+    return new ZipArchiveReader(zip, await open(path, 'r'), path, entries);
+  }
+
+  /** The whole record, in one buffer of its declared size. */
+  async read(name: string): Promise<Buffer> {
+    const entry = this.entries.get(name);
+    if (!entry) throw new CheckpointError(`${this.source}: the archive has no record ${name}`);
+    const out = Buffer.allocUnsafeSlow(entry.uncompressedSize);
+    let filled = 0;
+    try {
+      // Stored records (all torch.save writes) are read in one call, several times faster than
+      // yauzl's chunked stream; compressed ones go through it.
+      if (entry.compressionMethod === 0) {
+        if (entry.compressedSize !== entry.uncompressedSize) throw new Error('stored record sizes disagree');
+        const { fileDataStart } = await this.zip.readLocalFileHeaderPromise(entry, { minimal: true });
+        while (filled < out.length) {
+          const { bytesRead } = await this.file.read(
+            out,
+            filled,
+            out.length - filled,
+            fileDataStart + filled,
+          );
+          if (bytesRead === 0) break;
+          filled += bytesRead;
+        }
+        if (filled !== out.length) throw new Error('unexpected end of file');
+        return out;
+      }
+      const stream = await this.zip.openReadStreamPromise(entry);
+      for await (const chunk of stream as AsyncIterable<Buffer>) {
+        if (filled + chunk.length > out.length) throw new Error('record is longer than declared');
+        chunk.copy(out, filled);
+        filled += chunk.length;
+      }
+    } catch (err) {
+      throw new CheckpointError(
+        `${this.source}: cannot read record ${name}: ${(err as Error).message} (truncated or damaged file?)`,
+        undefined,
+        err,
+      );
+    }
+    if (filled !== out.length)
+      throw new CheckpointError(`${this.source}: record ${name} is cut short (truncated or damaged file?)`);
+    return out;
+  }
+
+  async close(): Promise<void> {
+    this.zip.close();
+    await this.file.close();
+  }
+}
+
+export interface ZipRecordToWrite {
+  name: string;
+  data: Uint8Array;
+}
+
+const LOCAL_HEADER = 0x04034b50;
+const CENTRAL_HEADER = 0x02014b50;
+const END_OF_CENTRAL_DIRECTORY = 0x06054b50;
+const VERSION = 20;
+const UTF8_NAMES = 0x0800;
+/** 1980-01-01, the earliest DOS date: archives come out byte-identical for the same content. */
+const DOS_DATE = (1 << 5) | 1;
+const DATA_ALIGNMENT = 64;
+/** The extra-field id torch's writer pads with ("FB"). */
+const PADDING_FIELD = 0x4246;
+const ZIP32_LIMIT = 0xffffffff;
+
+interface WrittenRecord {
+  name: Buffer;
+  crc: number;
+  size: number;
+  offset: number;
+}
+
+function paddingFor(dataStartWithoutExtra: number): Buffer {
+  let pad = (DATA_ALIGNMENT - (dataStartWithoutExtra % DATA_ALIGNMENT)) % DATA_ALIGNMENT;
+  if (pad === 0) return Buffer.alloc(0);
+  if (pad < 4) pad += DATA_ALIGNMENT; // An extra field needs 4 bytes of its own header.
+  const extra = Buffer.alloc(pad);
+  extra.writeUInt16LE(PADDING_FIELD, 0);
+  extra.writeUInt16LE(pad - 4, 2);
+  return extra;
+}
+
+/**
+ * Writes an uncompressed zip atomically (temporary file, fsync, rename). Records come from an
+ * async iterable, so only one record's data is in memory at a time.
+ */
+export async function writeStoredZip(path: string, records: AsyncIterable<ZipRecordToWrite>): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
+  const handle = await open(tmp, 'w');
+  try {
+    const written: WrittenRecord[] = [];
+    let offset = 0;
+    const write = async (buf: Uint8Array) => {
+      await handle.write(buf);
+      offset += buf.length;
+    };
+    for await (const { name, data } of records) {
+      const nameBytes = Buffer.from(name, 'utf8');
+      const extra = paddingFor(offset + 30 + nameBytes.length);
+      const record = { name: nameBytes, crc: crc32(data), size: data.length, offset };
+      if (offset + 30 + nameBytes.length + extra.length + data.length > ZIP32_LIMIT)
+        throw new CheckpointError(`cannot write ${path}: archives over 4 GiB are not supported`);
+      const header = Buffer.alloc(30);
+      header.writeUInt32LE(LOCAL_HEADER, 0);
+      header.writeUInt16LE(VERSION, 4);
+      header.writeUInt16LE(UTF8_NAMES, 6);
+      header.writeUInt16LE(0, 8); // stored
+      header.writeUInt16LE(0, 10);
+      header.writeUInt16LE(DOS_DATE, 12);
+      header.writeUInt32LE(record.crc, 14);
+      header.writeUInt32LE(data.length, 18);
+      header.writeUInt32LE(data.length, 22);
+      header.writeUInt16LE(nameBytes.length, 26);
+      header.writeUInt16LE(extra.length, 28);
+      await write(header);
+      await write(nameBytes);
+      await write(extra);
+      await write(data);
+      written.push(record);
+    }
+    if (written.length > 0xffff)
+      throw new CheckpointError(`cannot write ${path}: too many records for a zip`);
+    const directoryStart = offset;
+    for (const record of written) {
+      const header = Buffer.alloc(46);
+      header.writeUInt32LE(CENTRAL_HEADER, 0);
+      header.writeUInt16LE(VERSION, 4);
+      header.writeUInt16LE(VERSION, 6);
+      header.writeUInt16LE(UTF8_NAMES, 8);
+      header.writeUInt16LE(0, 10);
+      header.writeUInt16LE(0, 12);
+      header.writeUInt16LE(DOS_DATE, 14);
+      header.writeUInt32LE(record.crc, 16);
+      header.writeUInt32LE(record.size, 20);
+      header.writeUInt32LE(record.size, 24);
+      header.writeUInt16LE(record.name.length, 28);
+      header.writeUInt32LE(record.offset, 42);
+      await write(header);
+      await write(record.name);
+    }
+    if (offset > ZIP32_LIMIT)
+      throw new CheckpointError(`cannot write ${path}: archives over 4 GiB are not supported`);
+    const end = Buffer.alloc(22);
+    end.writeUInt32LE(END_OF_CENTRAL_DIRECTORY, 0);
+    end.writeUInt16LE(written.length, 8);
+    end.writeUInt16LE(written.length, 10);
+    end.writeUInt32LE(offset - directoryStart, 12);
+    end.writeUInt32LE(directoryStart, 16);
+    await write(end);
+    await handle.sync();
+    await handle.close();
+    await rename(tmp, path);
+  } catch (err) {
+    await handle.close().catch(() => {});
+    await rm(tmp, { force: true });
+    throw err;
+  }
+}
