@@ -4,9 +4,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hstack } from '../src/images/compose.ts';
 import { encodeUnderLimit } from '../src/images/encode.ts';
 import { renderGrid } from '../src/images/grid.ts';
-import { hstack } from '../src/images/compose.ts';
 import { initBackend } from '../src/model/backend.ts';
 import {
   BlendError,
@@ -17,17 +17,17 @@ import {
   orderForDirection,
 } from '../src/model/blend.ts';
 import {
+  generatorParams,
   loadImageGenerator,
   readCheckpointInfo,
   saveCheckpoint,
-  generatorParams,
 } from '../src/model/checkpoint.ts';
 import { defaultGeneratorConfig } from '../src/model/config.ts';
 import { Generator } from '../src/model/networks/generator.ts';
 import type { ParamStore } from '../src/model/params.ts';
 import { blendMatrix } from '../src/model/showcase.ts';
 import { tf } from '../src/model/tf.ts';
-import { type ParityFixture, loadParityFixture, maxAbsDiff } from './support/fixture.ts';
+import { loadParityFixture, maxAbsDiff, type ParityFixture } from './support/fixture.ts';
 
 let fx: ParityFixture;
 let dir: string;
@@ -41,7 +41,7 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const ws = () => tf.tensor(fx.refs.get('ws')!.data, fx.refs.get('ws')!.shape) as tf.Tensor3D;
+const ws = () => tf.tensor3d(fx.refs.get('ws')!.data, fx.refs.get('ws')!.shape as [number, number, number]);
 const render = (params: ParamStore) => new Generator(fx.config.G, params).synthesize(ws());
 
 describe('hard layer swap', () => {

@@ -22,11 +22,10 @@ export function register(bench: Command): void {
   bench
     .command('blend')
     .description('blend time for two 256x256 paper256-size generators')
-    .option('--backend <name>', 'backend', process.env.FACESTYLE_BACKEND ?? 'auto')
     .option('--res <n>', 'resolution', '256')
     .option('--repeats <n>', 'repeats per measurement', '20')
-    .action(async (opts: { backend: string; res: string; repeats: string }) => {
-      const info = await initBackend(opts.backend);
+    .action(async (opts: { res: string; repeats: string }, cmd: Command) => {
+      const info = await initBackend(cmd.optsWithGlobals().backend);
       const cfg = defaultGeneratorConfig({ resolution: Number(opts.res) });
       const a = initParams(Generator.specs(cfg), 1);
       const b = initParams(Generator.specs(cfg), 2);

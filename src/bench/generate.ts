@@ -2,7 +2,7 @@
 // paper256 sizes by default (randomly initialised: speed does not depend on the weights).
 import type { Command } from 'commander';
 import { type BackendName, initBackend } from '../model/backend.ts';
-import { type GeneratorConfig, defaultGeneratorConfig } from '../model/config.ts';
+import { defaultGeneratorConfig, type GeneratorConfig } from '../model/config.ts';
 import { initParams } from '../model/init.ts';
 import { Generator } from '../model/networks/generator.ts';
 import { disposeParams } from '../model/params.ts';
@@ -10,7 +10,7 @@ import { tf } from '../model/tf.ts';
 import { machineDescription, markdownTable, timeIt, today } from './common.ts';
 
 export interface GenerateBenchOptions {
-  backend: string;
+  backend?: string;
   res: string;
   batches: string;
   channelBase: string;
@@ -22,8 +22,7 @@ export interface GenerateBenchOptions {
 }
 
 export async function benchGenerate(opts: GenerateBenchOptions): Promise<string> {
-  const backend = opts.backend as BackendName;
-  const info = await initBackend(backend);
+  const info = await initBackend(opts.backend as BackendName | undefined);
   const cfg: GeneratorConfig = defaultGeneratorConfig({
     resolution: Number(opts.res),
     channelBase: Number(opts.channelBase),
@@ -67,7 +66,6 @@ export function register(bench: Command): void {
   bench
     .command('generate')
     .description('generator throughput (images/s) at paper256 sizes, batch 1, 8, 32')
-    .option('--backend <name>', 'backend', process.env.FACESTYLE_BACKEND ?? 'auto')
     .option('--res <n>', 'resolution', '256')
     .option('--batches <list>', 'comma-separated batch sizes', '1,8,32')
     .option('--channel-base <n>', 'channel_base', '16384')
@@ -76,7 +74,8 @@ export function register(bench: Command): void {
     .option('--seconds <n>', 'minimum timed seconds per batch size', '10')
     .option('--warmup <n>', 'untimed warm-up passes (shader compilation, allocation)', '2')
     .option('--min-iters <n>', 'minimum timed passes', '3')
-    .action(async (opts: GenerateBenchOptions) => {
-      process.stdout.write(await benchGenerate(opts));
+    .action(async (opts: Omit<GenerateBenchOptions, 'backend'>, cmd: Command) => {
+      // --backend is the program's global option (facestyle --backend / FACESTYLE_BACKEND).
+      process.stdout.write(await benchGenerate({ ...opts, backend: cmd.optsWithGlobals().backend }));
     });
 }

@@ -16,7 +16,7 @@ import { machineDescription, markdownTable, today } from './common.ts';
 
 export interface QueueBenchOptions {
   jobs: string;
-  backend: string;
+  queue: string;
   queueUrl: string;
   handlers?: string[];
   kind: string;
@@ -166,7 +166,7 @@ export function register(bench: Command): void {
     .command('queue')
     .description('jobs/s through the embedded and BullMQ queues; generate batching gain with a model handler')
     .option('--jobs <n>', 'jobs per measurement', '200')
-    .option('--backend <name>', 'embedded | bullmq | both', 'both')
+    .option('--queue <name>', 'embedded | bullmq | both', 'both')
     .option(
       '--queue-url <url>',
       'Redis for the BullMQ queue',
@@ -179,9 +179,9 @@ export function register(bench: Command): void {
     .option('--compare-batching', 'generate: images/s batched vs not, --concurrent single-image jobs')
     .action(async (opts: QueueBenchOptions) => {
       const backends: Array<'embedded' | 'bullmq'> =
-        opts.backend === 'both' ? ['embedded', 'bullmq'] : [opts.backend as 'embedded' | 'bullmq'];
+        opts.queue === 'both' ? ['embedded', 'bullmq'] : [opts.queue as 'embedded' | 'bullmq'];
       if (!backends.every((b) => b === 'embedded' || b === 'bullmq')) {
-        throw new UserError(`--backend must be embedded, bullmq or both, got "${opts.backend}"`);
+        throw new UserError(`--queue must be embedded, bullmq or both, got "${opts.queue}"`);
       }
       if (backends.includes('bullmq') && !isRedisUrl(opts.queueUrl))
         throw new UserError('--queue-url must be redis://');

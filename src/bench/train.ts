@@ -4,7 +4,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { machineDescription, markdownTable, today } from './common.ts';
 import { UserError } from '../errors.ts';
 import { initBackend } from '../model/backend.ts';
 import { defaultDiscriminatorConfig, defaultGeneratorConfig, type ModelConfig } from '../model/config.ts';
@@ -13,6 +12,7 @@ import { Discriminator } from '../model/networks/discriminator.ts';
 import { Generator } from '../model/networks/generator.ts';
 import { TrainingSet } from '../model/train/data.ts';
 import { finetune } from '../model/train/trainer.ts';
+import { machineDescription, markdownTable, today } from './common.ts';
 
 export interface TrainBenchOptions {
   resolution: number;
@@ -88,7 +88,6 @@ export function register(bench: Command): void {
   bench
     .command('train')
     .description('seconds per kimg of the training loop (G, D, lazy R1 and path length, ADA, EMA)')
-    .option('--backend <name>', 'tensor backend', 'auto')
     .option('--res <px>', 'resolution', '32')
     .option('--cbase <n>', 'channel base (paper256: 16384)', '16384')
     .option('--cmax <n>', 'channel max (paper256: 512)', '512')
@@ -97,8 +96,8 @@ export function register(bench: Command): void {
     .option('--batch <n>', 'minibatch (paper256: 64 on 8 GPUs; 32 on one)', '32')
     .option('--steps <n>', 'timed minibatches', '16')
     .option('--warmup <n>', 'untimed minibatches first', '2')
-    .action(async (opts: Record<string, string>) => {
-      const info = await initBackend(opts.backend);
+    .action(async (opts: Record<string, string>, cmd: Command) => {
+      const info = await initBackend(cmd.optsWithGlobals().backend);
       const o: TrainBenchOptions = {
         resolution: positiveInt('--res', opts.res),
         channelBase: positiveInt('--cbase', opts.cbase),

@@ -1,7 +1,6 @@
 // Queues a job for an interaction and shows its live status in the interaction's public reply.
 import type { ButtonInteraction, ChatInputCommandInteraction } from 'discord.js';
-import type { JobKind, PayloadOf } from '../jobs/kinds.ts';
-import type { JobKinds } from '../jobs/kinds.ts';
+import type { JobKind, JobKinds, PayloadOf } from '../jobs/kinds.ts';
 import type { InteractionContext } from './command.ts';
 import { InteractionReplyTarget } from './tracker.ts';
 

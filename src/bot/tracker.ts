@@ -13,8 +13,8 @@ import {
 import { DISCORD_UPLOAD_LIMIT } from '../images/encode.ts';
 import { isTerminal, type JobEvent, type JobInfo } from '../jobs/types.ts';
 import type { Logger } from '../log.ts';
-import { formatSeeds } from './replies.ts';
 import { renderJob, type ShownPreview, type StatusPayload, VOTABLE_KINDS } from './job-views.ts';
+import { formatSeeds } from './replies.ts';
 import type { Responder } from './respond.ts';
 import type { BotJobs } from './services.ts';
 import type { VoteStore } from './votes.ts';

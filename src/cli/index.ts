@@ -1,7 +1,7 @@
 // `facestyle <command>`: each command lives in src/cli/commands/<name>.ts and exports `register`.
 import { Command } from 'commander';
 import { isUserError } from '../errors.ts';
-import { commands } from './commands/index.ts';
+import { commandModules } from './commands/index.ts';
 
 const program = new Command()
   .name('facestyle')
@@ -12,7 +12,19 @@ const program = new Command()
   )
   .showHelpAfterError();
 
-for (const register of commands) register(program);
+// Load only the command being run; help (or an unknown command) needs them all.
+const requested = commandName(process.argv.slice(2));
+const names = requested && requested in commandModules ? [requested] : Object.keys(commandModules);
+for (const name of names) (await commandModules[name]()).register(program);
+
+/** The first argument that is neither an option nor the value of the global --backend option. */
+function commandName(args: string[]): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '--backend') i++;
+    else if (!args[i].startsWith('-')) return args[i];
+  }
+  return undefined;
+}
 
 try {
   await program.parseAsync(process.argv);

@@ -59,12 +59,10 @@ export async function renderDemoFace(
       .png()
       .toBuffer();
   }
-  const style = dataset === 'lorelei' ? lorelei : notionists;
-  const svg = createAvatar(style, {
-    seed: `demo-${seed}`,
-    size: 256,
-    backgroundColor: BACKGROUNDS,
-  }).toString();
+  const options = { seed: `demo-${seed}`, size: 256, backgroundColor: BACKGROUNDS };
+  const svg = (
+    dataset === 'lorelei' ? createAvatar(lorelei, options) : createAvatar(notionists, options)
+  ).toString();
   return sharp(Buffer.from(svg))
     .flatten({ background: '#ffffff' })
     .resize(resolution, resolution, { kernel: 'lanczos3' })

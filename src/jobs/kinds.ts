@@ -33,7 +33,8 @@ export interface BlendPayload {
   layer: number;
   /** Width of a smooth transition in layers; 0 swaps sharply. */
   width?: number;
-  direction?: 'base-to-style' | 'style-to-base';
+  /** texture: base shapes, style colours and lines; structure: style shapes, base textures. */
+  direction?: 'texture' | 'structure';
   seeds: number[];
   psi: number;
   /** Also render the matrix of every swap layer. */

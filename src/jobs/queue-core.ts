@@ -2,6 +2,7 @@
 // positions and ETAs, events (each transition once per process), waiting, listing, stats, and the
 // scheduled cleanup of artifacts and old records. Subclasses move jobs through their backend.
 import type { ScheduledTask } from 'node-cron';
+import { UserError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { type ArtifactLimits, type ArtifactStore, scheduleCleanup } from '../store/artifacts.ts';
 import type { JobStore } from '../store/job-store.ts';
@@ -25,7 +26,6 @@ import {
   type QueueStats,
   type SubmitRequest,
 } from './types.ts';
-import { UserError } from '../errors.ts';
 
 export interface MaintenanceOptions {
   /** node-cron expression for artifact and record cleanup. */

@@ -1,11 +1,12 @@
 // The operators' view of the queue (`facestyle jobs`), from a process that does not run it. With
 // BullMQ it is an ordinary queue client without workers. With the embedded queue it reads the
 // store, and cancellations are requests the owning bot applies within a second, or when it starts.
+
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { logger } from '../log.ts';
 import { ArtifactStore } from '../store/artifacts.ts';
 import { JobStore } from '../store/job-store.ts';
-import { join } from 'node:path';
 import { BullJobQueue } from './bullmq/queue.ts';
 import type { JobSystemConfig } from './config.ts';
 import { JobAlreadyFinishedError, JobNotFoundError } from './errors.ts';

@@ -18,16 +18,13 @@ import {
   type ModelConfig,
   synthesisResolutions,
 } from './config.ts';
-import { tfShapeOf, tfToTorch, torchToTf } from './layout.ts';
-import { disposeParams, type ParamStore } from './params.ts';
+import type { ParamStore } from './params.ts';
 import {
   type FloatWriteDType,
   type SafetensorsDType,
   SafetensorsError,
   SafetensorsReader,
   type TensorEntry,
-  type TensorSpec,
-  writeSafetensorsStreamed,
 } from './safetensors.ts';
 
 export type NetworkName = 'G_ema' | 'G' | 'D';
@@ -260,7 +257,7 @@ function rejectUnsupportedVariants(names: string[], source: string | undefined):
     throw problem(
       source,
       `rosinality/stylegan2-pytorch tensor names are not supported (found ${rosinality})`,
-      'convert the checkpoint to NVlabs stylegan2-ada-pytorch names first',
+      'import it first: facestyle import <file> --out checkpoints/NAME.safetensors',
     );
   }
 }

@@ -75,7 +75,9 @@ export function defaultGeneratorConfig(overrides: Partial<GeneratorConfig> = {})
   return cfg;
 }
 
-export function defaultDiscriminatorConfig(overrides: Partial<DiscriminatorConfig> = {}): DiscriminatorConfig {
+export function defaultDiscriminatorConfig(
+  overrides: Partial<DiscriminatorConfig> = {},
+): DiscriminatorConfig {
   const cfg: DiscriminatorConfig = {
     resolution: 256,
     channelBase: 16384,

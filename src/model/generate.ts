@@ -1,6 +1,6 @@
 // Seeds -> images with a generator, in batches, as NVIDIA's gen_images.py does it: z from
 // numpy's RandomState(seed), noise_mode 'const' by default, truncation psi.
-import type { Generator, GenerateOptions } from './networks/generator.ts';
+import type { GenerateOptions, Generator } from './networks/generator.ts';
 import { zFromSeed } from './seeds.ts';
 import { tf } from './tf.ts';
 

@@ -36,21 +36,29 @@ export function torchToTf(name: string, torchShape: number[], data: Float32Array
     for (let a = 0; a < o; a++)
       for (let b = 0; b < i; b++)
         for (let y = 0; y < kh; y++)
-          for (let x = 0; x < kw; x++) out[((y * kw + x) * i + b) * o + a] = data[((a * i + b) * kh + y) * kw + x];
+          for (let x = 0; x < kw; x++)
+            out[((y * kw + x) * i + b) * o + a] = data[((a * i + b) * kh + y) * kw + x];
   } else if (kind === 'fc') {
     const [o, i] = torchShape;
     for (let a = 0; a < o; a++) for (let b = 0; b < i; b++) out[b * o + a] = data[a * i + b];
   } else {
     const [c, h, w] = torchShape;
-    for (let ch = 0; ch < c; ch++) for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) out[(y * w + x) * c + ch] = data[(ch * h + y) * w + x];
+    for (let ch = 0; ch < c; ch++)
+      for (let y = 0; y < h; y++)
+        for (let x = 0; x < w; x++) out[(y * w + x) * c + ch] = data[(ch * h + y) * w + x];
   }
   return out;
 }
 
 /** Inverse of torchToTf: `tfShape` is the shape in our layout; returns data and the PyTorch shape. */
-export function tfToTorch(name: string, tfShape: number[], data: Float32Array): { shape: number[]; data: Float32Array } {
+export function tfToTorch(
+  name: string,
+  tfShape: number[],
+  data: Float32Array,
+): { shape: number[]; data: Float32Array } {
   let torchShape: number[];
-  if (name.endsWith('.weight') && tfShape.length === 4) torchShape = [tfShape[3], tfShape[2], tfShape[0], tfShape[1]];
+  if (name.endsWith('.weight') && tfShape.length === 4)
+    torchShape = [tfShape[3], tfShape[2], tfShape[0], tfShape[1]];
   else if (name.endsWith('.weight') && tfShape.length === 2) torchShape = [tfShape[1], tfShape[0]];
   else if (name.endsWith('.const') && tfShape.length === 3) torchShape = [tfShape[2], tfShape[0], tfShape[1]];
   else return { shape: tfShape, data };
@@ -61,13 +69,16 @@ export function tfToTorch(name: string, tfShape: number[], data: Float32Array): 
     for (let a = 0; a < o; a++)
       for (let b = 0; b < i; b++)
         for (let y = 0; y < kh; y++)
-          for (let x = 0; x < kw; x++) out[((a * i + b) * kh + y) * kw + x] = data[((y * kw + x) * i + b) * o + a];
+          for (let x = 0; x < kw; x++)
+            out[((a * i + b) * kh + y) * kw + x] = data[((y * kw + x) * i + b) * o + a];
   } else if (kind === 'fc') {
     const [o, i] = torchShape;
     for (let a = 0; a < o; a++) for (let b = 0; b < i; b++) out[a * i + b] = data[b * o + a];
   } else {
     const [c, h, w] = torchShape;
-    for (let ch = 0; ch < c; ch++) for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) out[(ch * h + y) * w + x] = data[(y * w + x) * c + ch];
+    for (let ch = 0; ch < c; ch++)
+      for (let y = 0; y < h; y++)
+        for (let x = 0; x < w; x++) out[(ch * h + y) * w + x] = data[(y * w + x) * c + ch];
   }
   return { shape: torchShape, data: out };
 }

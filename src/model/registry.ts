@@ -9,6 +9,11 @@ import { type CheckpointKind, readCheckpointInfo } from './checkpoint-format.ts'
 
 const log = logger('models');
 
+/** Folders scanned for models: the repository's checkpoints, imported models and fine-tune runs. */
+export function modelDirs(dataDir: string): string[] {
+  return [resolve('checkpoints'), join(dataDir, 'models'), join(dataDir, 'runs')];
+}
+
 export interface ModelEntry {
   /** The model's name from its metadata (a style's snapshots share one name). */
   name: string;

@@ -69,7 +69,7 @@ function guessForeignFormat(head: Buffer): string | undefined {
   return undefined;
 }
 
-const FOREIGN_FORMAT_HINT = 'convert it to .safetensors first (official state_dict names, PyTorch layouts)';
+const FOREIGN_FORMAT_HINT = 'import it first: facestyle import <file> --out checkpoints/NAME.safetensors';
 
 export class SafetensorsReader {
   private constructor(

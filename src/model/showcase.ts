@@ -2,10 +2,10 @@
 // columns for a set of seeds, and a matrix of snapshot epochs x swap layers from one set of seeds.
 import { type RgbImage, tensorToRgb } from '../images/tensor-image.ts';
 import { type BlendDirection, blend, orderForDirection } from './blend.ts';
+import type { GeneratorConfig } from './config.ts';
 import { seedsToZ } from './generate.ts';
 import { Generator } from './networks/generator.ts';
 import type { ParamStore } from './params.ts';
-import type { GeneratorConfig } from './config.ts';
 import { tf } from './tf.ts';
 
 export interface ShowcaseOptions {

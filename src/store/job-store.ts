@@ -3,11 +3,11 @@
 // from the CLI). Writes to one key are applied in call order.
 import { hostname } from 'node:os';
 import type Keyv from 'keyv';
+import { UserError } from '../errors.ts';
 import type { AverageEntry } from '../jobs/eta.ts';
 import type { JobRecord } from '../jobs/types.ts';
 import { isTerminal } from '../jobs/types.ts';
 import { closeKeyv, entriesOf, openKeyv, redactUrl, tuneSqlite } from './keyv.ts';
-import { UserError } from '../errors.ts';
 
 /** One user's submissions on one UTC day, and the time of their last submission per kind. */
 export interface UserUsage {

@@ -5,8 +5,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   type APIActionRowComponent,
-  type APIButtonComponentWithCustomId,
   type APIAttachment,
+  type APIButtonComponentWithCustomId,
   type APIInteraction,
   type APIMessage,
   ChannelType,
@@ -280,7 +280,7 @@ describe('the other commands', () => {
       style: join(h.dataDir, 'runs', 'toons', 'epoch-20.safetensors'),
       layer: 32,
       width: 0,
-      direction: 'base-to-style',
+      direction: 'texture',
       seeds: [3, 4, 5],
       psi: 0.7,
       matrix: false,

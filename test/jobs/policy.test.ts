@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import type { Actor } from '../../src/jobs/types.ts';
 import { NotAllowedError, QueueFullError, QuotaExceededError } from '../../src/jobs/errors.ts';
 import {
   assertMayCancel,
@@ -8,6 +7,7 @@ import {
   quotaDay,
   type SubmitSnapshot,
 } from '../../src/jobs/policy.ts';
+import type { Actor } from '../../src/jobs/types.ts';
 
 const policy: QueuePolicy = {
   maxQueued: 10,

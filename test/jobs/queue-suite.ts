@@ -18,12 +18,12 @@ import { JobStore } from '../../src/store/job-store.ts';
 import type { TestKinds } from './fixtures/test-kinds.ts';
 import {
   createHarness,
+  FAST_TIMING,
   OWNER_SCRIPT,
   type OwnerSpec,
   type QueueHarness,
   type TestQueue,
   until,
-  FAST_TIMING,
 } from './harness.ts';
 
 type Event = JobEvent<TestKinds>;

@@ -5,8 +5,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { QueueUnavailableError } from '../../src/jobs/errors.ts';
 import { createJobQueue } from '../../src/jobs/create.ts';
+import { QueueUnavailableError } from '../../src/jobs/errors.ts';
 import { TEST_KIND_SPECS, type TestKinds } from './fixtures/test-kinds.ts';
 import {
   createHarness,

@@ -7,7 +7,7 @@ import { blend } from '../../src/model/blend.ts';
 import { Discriminator } from '../../src/model/networks/discriminator.ts';
 import { Generator, mixStyles } from '../../src/model/networks/generator.ts';
 import { tf } from '../../src/model/tf.ts';
-import { type ParityFixture, loadParityFixture, maxAbsDiff, nchwToNhwc } from '../support/fixture.ts';
+import { loadParityFixture, maxAbsDiff, nchwToNhwc, type ParityFixture } from '../support/fixture.ts';
 
 const ABS_TOL = 1e-3;
 const R1_REL_TOL = 1e-3;

@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ModelConfig } from '../../src/model/config.ts';
-import { torchToTf, tfShapeOf } from '../../src/model/layout.ts';
+import { tfShapeOf, torchToTf } from '../../src/model/layout.ts';
 import type { ParamStore } from '../../src/model/params.ts';
 import { SafetensorsReader } from '../../src/model/safetensors.ts';
 import { tf } from '../../src/model/tf.ts';

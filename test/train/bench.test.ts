@@ -1,7 +1,7 @@
 // The training benchmark times real minibatches of the full loop.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '../../src/model/backend.ts';
 import { benchTraining } from '../../src/bench/train.ts';
+import { initBackend } from '../../src/model/backend.ts';
 
 describe('training benchmark', () => {
   beforeAll(async () => {

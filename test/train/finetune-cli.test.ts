@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { readCurve, register } from '../../src/cli/commands/finetune.ts';
 import { UserError } from '../../src/errors.ts';
 import { readCheckpointInfo } from '../../src/model/checkpoint.ts';
-import { readCurve, register } from '../../src/cli/commands/finetune.ts';
 
 let workDir: string;
 let dataDir: string;

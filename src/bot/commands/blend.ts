@@ -51,14 +51,14 @@ export const blend: SlashCommand = {
         .setName('direction')
         .setDescription('Which model gives the coarse layers')
         .addChoices(
-          { name: 'shape from base, texture from style', value: 'base-to-style' },
-          { name: 'shape from style, texture from base', value: 'style-to-base' },
+          { name: 'texture: base shapes, style colours and lines', value: 'texture' },
+          { name: 'structure: style shapes, base textures', value: 'structure' },
         ),
     )
     .addIntegerOption((o) =>
       o
         .setName('width')
-        .setDescription('Layers over which to fade between the models (0: a sharp swap)')
+        .setDescription('Octaves of resolution over which to fade between the models (0: a sharp swap)')
         .setMinValue(0)
         .setMaxValue(MAX_WIDTH),
     )
@@ -86,7 +86,7 @@ export const blend: SlashCommand = {
       style: await ctx.services.models.snapshot(model.name, interaction.options.getInteger('epochs', true)),
       layer,
       width: interaction.options.getInteger('width') ?? 0,
-      direction: (interaction.options.getString('direction') ?? 'base-to-style') as BlendPayload['direction'],
+      direction: (interaction.options.getString('direction') ?? 'texture') as BlendPayload['direction'],
       seeds: seedsText
         ? parseSeeds(seedsText, MAX_SEEDS)
         : consecutiveSeeds(randomFirstSeed(DEFAULT_SEEDS), DEFAULT_SEEDS),

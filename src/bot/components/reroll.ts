@@ -1,7 +1,7 @@
 // reroll:<jobId>: the same request as a finished /generate or /blend, with new random seeds.
 import { UserError } from '../../errors.ts';
-import { consecutiveSeeds, randomFirstSeed } from '../commands/generate.ts';
 import type { ButtonHandler } from '../command.ts';
+import { consecutiveSeeds, randomFirstSeed } from '../commands/generate.ts';
 import { submitAndShow } from '../submit.ts';
 import { ButtonAction } from './ids.ts';
 

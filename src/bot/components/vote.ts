@@ -1,8 +1,7 @@
 // vote:<resultId>: toggles the member's vote and shows the new tally on the button.
 import type { APIActionRowComponent, APIComponentInActionRow, ButtonInteraction } from 'discord.js';
 import type { ButtonHandler } from '../command.ts';
-import { notice } from '../replies.ts';
-import { voteButton } from '../replies.ts';
+import { notice, voteButton } from '../replies.ts';
 import { ButtonAction, buttonId } from './ids.ts';
 
 /** The message's rows with the vote button of `resultId` relabelled to `votes`. */

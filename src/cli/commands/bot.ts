@@ -1,7 +1,7 @@
 // `facestyle bot`: runs the Discord bot until SIGINT/SIGTERM. With the embedded queue the bot
 // forks its own worker; with FACESTYLE_QUEUE_URL it uses the Redis queue and `facestyle worker`s.
 // The bot's modules are imported when the command runs, so other commands do not load discord.js.
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import { logger } from '../../log.ts';
 
@@ -11,7 +11,7 @@ function untilSignal(): Promise<NodeJS.Signals> {
   });
 }
 
-async function runBot(): Promise<void> {
+export async function runBot(): Promise<void> {
   const [
     { loadBotConfig },
     { FacestyleBot },
@@ -26,7 +26,7 @@ async function runBot(): Promise<void> {
     import('../../bot/datasets.ts'),
   ]);
   const config = loadBotConfig();
-  const [{ jobConfigFromEnv }, { createJobQueue }, { ModelRegistry }] = await Promise.all([
+  const [{ jobConfigFromEnv }, { createJobQueue }, { ModelRegistry, modelDirs }] = await Promise.all([
     import('../../jobs/config.ts'),
     import('../../jobs/create.ts'),
     import('../../model/registry.ts'),
@@ -35,7 +35,7 @@ async function runBot(): Promise<void> {
   const queue = await createJobQueue({ config: { ...jobConfigFromEnv(), dataDir: config.dataDir } });
   const votes = VoteStore.open(join(config.dataDir, 'votes.sqlite'));
   const runsDir = join(config.dataDir, 'runs');
-  const registry = new ModelRegistry([resolve('checkpoints'), join(config.dataDir, 'models'), runsDir]);
+  const registry = new ModelRegistry(modelDirs(config.dataDir));
   const bot = new FacestyleBot({
     config,
     services: {

@@ -6,7 +6,6 @@
 import { appendFile, readFile, rm, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { createProgress } from '../progress.ts';
 import { IMAGES_DIR } from '../../datasets/index.ts';
 import { UserError } from '../../errors.ts';
 import { initBackend } from '../../model/backend.ts';
@@ -26,6 +25,7 @@ import {
   type TrainHyperparameters,
   type TrainProgress,
 } from '../../model/train/trainer.ts';
+import { createProgress } from '../progress.ts';
 
 interface FinetuneCliOptions {
   base?: string;

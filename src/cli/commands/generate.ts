@@ -1,8 +1,8 @@
 // `facestyle generate --checkpoint F --seeds 1-16 --psi 0.7 --out grid.png`
 import type { Command } from 'commander';
 import { UserError } from '../../errors.ts';
-import { renderGrid } from '../../images/grid.ts';
 import { encodeUnderLimit } from '../../images/encode.ts';
+import { renderGrid } from '../../images/grid.ts';
 import { writeImage } from '../../images/index.ts';
 import { type RgbImage, tensorToRgb } from '../../images/tensor-image.ts';
 import { initBackend } from '../../model/backend.ts';

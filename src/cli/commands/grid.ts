@@ -2,14 +2,14 @@
 // (snapshot epochs x swap layers), the pictures of the seed report.
 import type { Command } from 'commander';
 import { UserError } from '../../errors.ts';
+import { hstack } from '../../images/compose.ts';
 import { encodeUnderLimit } from '../../images/encode.ts';
 import { renderGrid } from '../../images/grid.ts';
 import { writeImage } from '../../images/index.ts';
-import { hstack } from '../../images/compose.ts';
 import { initBackend } from '../../model/backend.ts';
 import { disposeCheckpoint, generatorParams, loadImageGenerator } from '../../model/checkpoint.ts';
-import { blendComparison, blendMatrix } from '../../model/showcase.ts';
 import { parseSeeds } from '../../model/seeds.ts';
+import { blendComparison, blendMatrix } from '../../model/showcase.ts';
 import { parseDirection } from './blend.ts';
 
 function parseLayers(text: string): number[] {

@@ -1,29 +1,23 @@
 import type { Command } from 'commander';
-import { register as bench } from './bench.ts';
-import { register as blend } from './blend.ts';
-import { register as bot } from './bot.ts';
-import { register as dataset } from './dataset.ts';
-import { register as exportCommand } from './export.ts';
-import { register as finetune } from './finetune.ts';
-import { register as generate } from './generate.ts';
-import { register as grid } from './grid.ts';
-import { register as importCommand } from './import.ts';
-import { register as jobs } from './jobs.ts';
-import { register as registerCommands } from './register.ts';
-import { register as worker } from './worker.ts';
 
-/** Every CLI command module's `register`; add new commands here. */
-export const commands: Array<(program: Command) => void> = [
-  generate,
-  blend,
-  grid,
-  finetune,
-  bench,
-  dataset,
-  jobs,
-  worker,
-  bot,
-  registerCommands,
-  importCommand,
-  exportCommand,
-];
+type CommandModule = { register(program: Command): void };
+
+/**
+ * Every CLI command by name, loaded on demand: a run imports only the module of the command it
+ * runs (model commands pull in TensorFlow.js, the bot pulls in discord.js). Add new commands here.
+ */
+export const commandModules: Record<string, () => Promise<CommandModule>> = {
+  generate: () => import('./generate.ts'),
+  blend: () => import('./blend.ts'),
+  grid: () => import('./grid.ts'),
+  finetune: () => import('./finetune.ts'),
+  dataset: () => import('./dataset.ts'),
+  import: () => import('./import.ts'),
+  export: () => import('./export.ts'),
+  bench: () => import('./bench.ts'),
+  jobs: () => import('./jobs.ts'),
+  worker: () => import('./worker.ts'),
+  bot: () => import('./bot.ts'),
+  register: () => import('./register.ts'),
+  start: () => import('./start.ts'),
+};

@@ -4,13 +4,13 @@
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { UserError } from '../../errors.ts';
-import { logger } from '../../log.ts';
 import { DEFAULT_BULL_WORKER } from '../../jobs/bullmq/names.ts';
 import { jobConfigFromEnv } from '../../jobs/config.ts';
-import { DEFAULT_TIMING } from '../../jobs/timing.ts';
 import { LANES, type Lane } from '../../jobs/kinds.ts';
-import { ArtifactStore } from '../../store/artifacts.ts';
+import { DEFAULT_TIMING } from '../../jobs/timing.ts';
 import { WorkerSupervisor } from '../../jobs/worker/supervisor.ts';
+import { logger } from '../../log.ts';
+import { ArtifactStore } from '../../store/artifacts.ts';
 
 function parseLanes(text: string): Lane[] {
   const lanes = text.split(',').map((s) => s.trim()) as Lane[];

@@ -1,11 +1,19 @@
-// The handlers every production worker loads. Model handlers (generate, blend, finetune, toonify)
-// go here as they are written: `registry.register(kind, handler)`, or `registry.registerBatch` for
-// kinds that batch (generate). Worker processes load this module by default; more modules can be
-// added with `facestyle worker --handlers <module>` or FACESTYLE_WORKER_HANDLERS.
+// The handlers every production worker loads. Worker processes load this module by default; more
+// modules can be added with `facestyle worker --handlers <module>` or FACESTYLE_WORKER_HANDLERS.
+// Model code is imported here, in the worker process only: the bot never loads TensorFlow.js.
 import type { HandlerRegistry, WorkerEnvironment } from '../handlers.ts';
 import type { JobKinds } from '../kinds.ts';
+import { blendHandler } from './blend.ts';
+import { finetuneHandler } from './finetune.ts';
+import { generateHandler } from './generate.ts';
+import { WorkerModels } from './models.ts';
 import { noopHandler } from './noop.ts';
 
-export function register(registry: HandlerRegistry<JobKinds>, _env: WorkerEnvironment): void {
+export function register(registry: HandlerRegistry<JobKinds>, env: WorkerEnvironment): void {
+  const models = new WorkerModels(env.dataDir);
   registry.register('noop', noopHandler);
+  registry.registerBatch('generate', generateHandler(models), { maxBatch: 8 });
+  registry.register('blend', blendHandler(models));
+  registry.register('finetune', finetuneHandler(models));
+  registry.onOutOfMemory(() => void models.clear());
 }

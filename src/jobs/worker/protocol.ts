@@ -1,7 +1,8 @@
 // Messages between a queue owner and the worker process it forks, and the worker's start-up
 // configuration (passed as JSON in one environment variable, so argv stays readable in `ps`).
-import type { Lane } from '../kinds.ts';
+
 import type { AbortReason, ExecJob, ExecOutcome } from '../executor.ts';
+import type { Lane } from '../kinds.ts';
 import type { JobProgress } from '../types.ts';
 
 export type ToWorker =

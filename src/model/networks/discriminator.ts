@@ -1,13 +1,13 @@
-import { type DiscriminatorConfig, channelsAt, synthesisResolutions } from '../config.ts';
+import { channelsAt, type DiscriminatorConfig, synthesisResolutions } from '../config.ts';
 
 import type { ParamStore } from '../params.ts';
 import { tf } from '../tf.ts';
 import {
+  assertShape,
   Conv2dLayer,
   FullyConnectedLayer,
   Module,
   type ParamSpec,
-  assertShape,
   resampleFilterSpec,
 } from './layers.ts';
 

@@ -2,8 +2,8 @@ import { type GeneratorConfig, numWs } from '../config.ts';
 import type { ParamStore } from '../params.ts';
 import { tf } from '../tf.ts';
 import type { ParamSpec } from './layers.ts';
-import { type MappingOptions, MappingNetwork } from './mapping.ts';
-import { type SynthesisOptions, SynthesisNetwork } from './synthesis.ts';
+import { MappingNetwork, type MappingOptions } from './mapping.ts';
+import { SynthesisNetwork, type SynthesisOptions } from './synthesis.ts';
 
 export interface GenerateOptions extends MappingOptions, SynthesisOptions {}
 

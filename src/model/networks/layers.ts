@@ -1,10 +1,11 @@
 // The building blocks shared by the generator and the discriminator, one class per concept as in
 // NVlabs' networks_stylegan2.py. Each layer knows its parameters' names, shapes (our layouts) and
 // initialisation, and computes its forward pass from a ParamStore.
-import { type ParamStore, getParam } from '../params.ts';
-import { tf } from '../tf.ts';
-import { type Activation, ACTIVATION_GAIN, biasAct } from '../ops/bias_act.ts';
+
+import { ACTIVATION_GAIN, type Activation, biasAct } from '../ops/bias_act.ts';
 import { conv2dResample } from '../ops/conv.ts';
+import { getParam, type ParamStore } from '../params.ts';
+import { tf } from '../tf.ts';
 
 export type Init =
   | 'randn'

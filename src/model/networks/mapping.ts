@@ -1,7 +1,7 @@
 import type { GeneratorConfig } from '../config.ts';
 import type { ParamStore } from '../params.ts';
 import { tf } from '../tf.ts';
-import { FullyConnectedLayer, Module, type ParamSpec, assertShape } from './layers.ts';
+import { assertShape, FullyConnectedLayer, Module, type ParamSpec } from './layers.ts';
 
 export function normalize2ndMoment(x: tf.Tensor2D, eps = 1e-8): tf.Tensor2D {
   return tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), 1, true), eps))) as tf.Tensor2D;

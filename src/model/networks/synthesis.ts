@@ -1,10 +1,10 @@
-import { type GeneratorConfig, channelsAt, numWs, synthesisResolutions } from '../config.ts';
+import { channelsAt, type GeneratorConfig, numWs, synthesisResolutions } from '../config.ts';
 import { ACTIVATION_GAIN, biasAct } from '../ops/bias_act.ts';
 import { conv2d, conv2dResample } from '../ops/conv.ts';
 import { upsample2d } from '../ops/upfirdn2d.ts';
 import type { ParamStore } from '../params.ts';
 import { tf } from '../tf.ts';
-import { FullyConnectedLayer, Module, type ParamSpec, assertShape, resampleFilterSpec } from './layers.ts';
+import { assertShape, FullyConnectedLayer, Module, type ParamSpec, resampleFilterSpec } from './layers.ts';
 
 /** random: fresh N(0,1) per call; const: the stored noise_const buffers; none: no noise. */
 export type NoiseMode = 'random' | 'const' | 'none';

@@ -1,6 +1,6 @@
 // Convolutions as NVlabs' conv2d_resample, on NHWC activations and HWIO weights.
 import { tf } from '../tf.ts';
-import { RESAMPLE_FILTER, type Padding4, firFilter, upfirdn2d } from './upfirdn2d.ts';
+import { firFilter, type Padding4, RESAMPLE_FILTER, upfirdn2d } from './upfirdn2d.ts';
 
 export type SpatialPadding = [[number, number], [number, number]];
 

@@ -597,6 +597,9 @@ class TrainingRun {
         }
         const items = streamItems(this.itemsPerEpoch, this.state.seed, this.state.imagesSeen, batchSize);
         await this.step(items);
+        // On wasm/cpu a step resolves through microtasks only: yield to the event loop so progress
+        // writes, IPC to the bot and cancellation signals get through while training runs.
+        await new Promise<void>((resolve) => setImmediate(resolve));
         this.state.step++;
         this.state.imagesSeen += batchSize;
         const before = this.state.epoch;

@@ -13,10 +13,10 @@ import type { AddressInfo } from 'node:net';
 import type {
   APIApplicationCommand,
   APIAttachment,
+  APIChatInputApplicationCommandInteraction,
   APIInteraction,
   APIMessage,
   APIMessageComponentButtonInteraction,
-  APIChatInputApplicationCommandInteraction,
   APITextChannel,
   APIUser,
 } from 'discord.js';
@@ -47,9 +47,9 @@ import {
 } from './payloads.ts';
 import { snowflake } from './snowflake.ts';
 
+export { MessageFlag, type UploadedFile } from './messages.ts';
 export { watchOutboundConnections } from './network-guard.ts';
 export * from './payloads.ts';
-export { MessageFlag, type UploadedFile } from './messages.ts';
 
 export interface FakeDiscordOptions {
   /** Bot token the fake accepts; a realistic random one by default. */
