@@ -247,16 +247,25 @@ export class SynthesisNetwork extends Module {
   forward(params: ParamStore, ws: tf.Tensor3D, opts: SynthesisOptions = {}): tf.Tensor4D {
     const noiseMode = opts.noiseMode ?? 'const';
     assertShape(ws, [null, this.numWs, this.cfg.wDim], 'synthesis input ws');
-    return tf.tidy(() => {
-      const perLayer = tf.unstack(ws, 1) as tf.Tensor2D[];
-      const offsets = this.blockWsOffsets();
-      let x: tf.Tensor4D | null = null;
-      let img: tf.Tensor4D | null = null;
-      this.blocks.forEach((block, i) => {
+    const perLayer = tf.unstack(ws, 1) as tf.Tensor2D[];
+    const offsets = this.blockWsOffsets();
+    let x: tf.Tensor4D | null = null;
+    let img: tf.Tensor4D | null = null;
+    try {
+      // One scope per block, freeing the previous block's outputs as soon as the next exist: at
+      // 256x256 and batch 8 the intermediates of a whole pass would not fit wasm's 4 GiB heap.
+      // (Under a gradient tape this is safe too: the tape keeps its own copies of what it needs.)
+      for (const [i, block] of this.blocks.entries()) {
         const blockWs = perLayer.slice(offsets[i], offsets[i] + block.numConv + 1);
-        ({ x, img } = block.forward(params, x, img, blockWs, noiseMode));
-      });
+        const out: { x: tf.Tensor4D; img: tf.Tensor4D } = tf.tidy(() => block.forward(params, x, img, blockWs, noiseMode));
+        x?.dispose();
+        img?.dispose();
+        ({ x, img } = out);
+      }
+      (x as tf.Tensor4D | null)?.dispose();
       return img!;
-    });
+    } finally {
+      tf.dispose(perLayer);
+    }
   }
 }
