@@ -306,6 +306,6 @@ describe('SafetensorsReader rejects bad files with clear messages', () => {
     }
     expect(
       ((await openBytes('zip2.safetensors', Buffer.from('PK\x03\x04aaaaaaaa'))) as UserError).hint,
-    ).toMatch(/convert it to \.safetensors/);
+    ).toMatch(/facestyle import <file> --out checkpoints\/NAME\.safetensors/);
   });
 });

@@ -257,7 +257,9 @@ export class SynthesisNetwork extends Module {
       // (Under a gradient tape this is safe too: the tape keeps its own copies of what it needs.)
       for (const [i, block] of this.blocks.entries()) {
         const blockWs = perLayer.slice(offsets[i], offsets[i] + block.numConv + 1);
-        const out: { x: tf.Tensor4D; img: tf.Tensor4D } = tf.tidy(() => block.forward(params, x, img, blockWs, noiseMode));
+        const out: { x: tf.Tensor4D; img: tf.Tensor4D } = tf.tidy(() =>
+          block.forward(params, x, img, blockWs, noiseMode),
+        );
         x?.dispose();
         img?.dispose();
         ({ x, img } = out);
