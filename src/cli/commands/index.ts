@@ -10,6 +10,7 @@ export const commandModules: Record<string, () => Promise<CommandModule>> = {
   generate: () => import('./generate.ts'),
   blend: () => import('./blend.ts'),
   grid: () => import('./grid.ts'),
+  toonify: () => import('./toonify.ts'),
   finetune: () => import('./finetune.ts'),
   dataset: () => import('./dataset.ts'),
   import: () => import('./import.ts'),
