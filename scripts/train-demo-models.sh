@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Rebuilds the demo models in checkpoints/ from nothing but npm packages (facesjs, DiceBear):
+#   1. render the datasets (procedural, seeded: the same images every time),
+#   2. train the base "face" model from scratch,
+#   3. fine-tune the lorelei style from it with snapshots by epoch,
+#   4. copy the results into checkpoints/ in F16.
+# Runs resume: run it again to continue training where it stopped (BASE_EPOCHS raises the target).
+# On one CPU core (wasm) the base model trains at about 3-6 images/s at these sizes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BASE_EPOCHS="${BASE_EPOCHS:-60}"     # epochs of 500 faces x 2 (mirrored) = 1 kimg each
+STYLE_EPOCHS="${STYLE_EPOCHS:-6}"    # epochs of 400 lorelei faces x 2 = 0.8 kimg each
+export FACESTYLE_BACKEND="${FACESTYLE_BACKEND:-wasm}"
+cli() { node bin/facestyle.js "$@"; }
+
+node --import tsx -e "
+  const { writeDemoDataset } = await import('./src/demo/data.ts');
+  await writeDemoDataset('faces', 'data/demo/faces32-500', 500, 32);
+  await writeDemoDataset('lorelei', 'data/demo/lorelei32', 400, 32);
+"
+
+cli finetune --data data/demo/faces32-500 --out runs/demo-faces --name demo-faces \
+  --epochs "$BASE_EPOCHS" --snapshot-every 1 --resolution 32 --cbase 1024 --cmax 128 \
+  --z-dim 64 --w-dim 64 --map-layers 2 --batch 16 --aug noaug --pl-weight 0
+
+base=$(ls runs/demo-faces/snapshot-epoch*.safetensors | sort | tail -n 1)
+cli finetune --base "$base" --data data/demo/lorelei32 --out runs/demo-lorelei --name demo-lorelei \
+  --epochs "$STYLE_EPOCHS" --snapshot-every 1 --batch 16 --freezed 1 --pl-weight 0
+
+node --import tsx scripts/publish-demo-models.ts "$base" runs/demo-lorelei
