@@ -8,7 +8,7 @@
 # On one CPU core (wasm) the base model trains at about 3-6 images/s at these sizes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BASE_EPOCHS="${BASE_EPOCHS:-60}"     # epochs of 500 faces x 2 (mirrored) = 1 kimg each
+BASE_EPOCHS="${BASE_EPOCHS:-16}"     # epochs of 500 faces x 2 (mirrored) = 1 kimg each
 STYLE_EPOCHS="${STYLE_EPOCHS:-6}"    # epochs of 400 lorelei faces x 2 = 0.8 kimg each
 export FACESTYLE_BACKEND="${FACESTYLE_BACKEND:-wasm}"
 cli() { node bin/facestyle.js "$@"; }

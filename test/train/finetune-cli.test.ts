@@ -1,8 +1,10 @@
 // `facestyle finetune` end to end on a tiny from-scratch model (wasm): snapshots, previews, the
 // progress log and loss curve, resuming by running the same command again, and option errors.
+import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -87,6 +89,49 @@ describe('facestyle finetune', () => {
     expect((await readdir(out)).filter((f) => f.endsWith('.safetensors'))).toHaveLength(3);
     const curve = await readCurve(join(out, 'progress.jsonl'));
     expect(curve.map((p) => p.kimg)).toEqual([0.004, 0.008, 0.012, 0.016, 0.02, 0.024]);
+  });
+
+  it('stops on Ctrl-C with exit code 130, keeping its snapshots, so chained scripts stop too', async () => {
+    const out = join(workDir, 'interrupted');
+    const bin = fileURLToPath(new URL('../../bin/facestyle.js', import.meta.url));
+    const child = spawn(
+      process.execPath,
+      [
+        bin,
+        '--backend',
+        'wasm',
+        'finetune',
+        ...SCRATCH,
+        '--data',
+        dataDir,
+        '--out',
+        out,
+        '--batch',
+        '4',
+        '--snapshot-every',
+        '1',
+        '--preview-seeds',
+        '0',
+        '--epochs',
+        '1000',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stdout = '';
+    child.stdout.on('data', (chunk) => {
+      stdout += chunk;
+    });
+    const exitCode = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    // Interrupt once the first snapshot exists: from then on there is something to keep.
+    const deadline = Date.now() + 60_000;
+    while (!(await readdir(out).catch(() => [] as string[])).includes('snapshot-epoch00001.safetensors')) {
+      if (Date.now() > deadline) throw new Error('no snapshot within 60 s');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    child.kill('SIGINT');
+    expect(await exitCode).toBe(130);
+    expect(stdout).toMatch(/stopped at epoch \d+\/1000/);
+    expect((await readdir(out)).filter((f) => f.endsWith('.safetensors')).length).toBeGreaterThanOrEqual(1);
   });
 
   it('explains what is missing or wrong', async () => {

@@ -302,6 +302,8 @@ export function register(program: Command): void {
             `(${round(result.state.imagesSeen / 1000)} kimg)${result.resumedFrom ? `, resumed from ${result.resumedFrom}` : ''}; ` +
             `${last ? `latest snapshot ${last.path}` : 'no snapshot yet'}\n`,
         );
+        // 130, as a shell reports Ctrl-C: a script that chains runs must not go on from an unfinished one.
+        if (result.cancelled) process.exitCode = 130;
       } finally {
         process.off('SIGINT', onSigint);
         bar.stop();
