@@ -21,6 +21,7 @@ import { COMMANDS } from './commands/index.ts';
 import { parseButtonId } from './components/ids.ts';
 import { findButtonHandler } from './components/index.ts';
 import type { BotConfig } from './config.ts';
+import { ContestAnnouncer } from './contest.ts';
 import { isGuildAdmin } from './permissions.ts';
 import { type Acknowledgement, type AnswerableInteraction, Responder } from './respond.ts';
 import type { BotServices } from './services.ts';
@@ -65,6 +66,8 @@ export interface InteractionOutcome {
 export class FacestyleBot {
   readonly client: Client;
   readonly tracker: JobTracker;
+  /** The scheduled contest; absent when FACESTYLE_CONTEST_CRON is off. */
+  readonly contest?: ContestAnnouncer;
   private readonly context: BotContext;
   private readonly timing: BotTiming;
   private readonly log: Logger;
@@ -82,6 +85,12 @@ export class FacestyleBot {
       refreshMs: this.timing.progressRefreshMs,
       positionRefreshMs: this.timing.positionRefreshMs,
     });
+    if (options.config.contestSchedule) {
+      this.contest = new ContestAnnouncer(this.client, options.services.votes, {
+        schedule: options.config.contestSchedule,
+        log: this.log,
+      });
+    }
     this.context = {
       services: options.services,
       config: options.config,
@@ -117,6 +126,7 @@ export class FacestyleBot {
     }
     await ready;
     this.tracker.start();
+    this.contest?.start();
     const resumed = await this.resumeStatusMessages();
     this.log.info('bot ready', {
       user: this.client.user?.tag,
@@ -126,6 +136,7 @@ export class FacestyleBot {
   }
 
   async stop(): Promise<void> {
+    await this.contest?.stop();
     this.tracker.stop();
     await this.client.destroy();
   }

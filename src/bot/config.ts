@@ -5,6 +5,7 @@ import { resolve } from 'node:path';
 import { UserError } from '../errors.ts';
 import type { BackendName } from '../model/backend.ts';
 import { redactUrl } from '../store/keyv.ts';
+import { contestScheduleProblem, DEFAULT_CONTEST_SCHEDULE } from './contest-schedule.ts';
 
 export interface DiscordCredentials {
   token: string;
@@ -20,6 +21,8 @@ export interface BotConfig extends DiscordCredentials {
   queueUrl?: string;
   /** Roles whose members may use admin commands (/finetune) besides members with Manage Server. */
   adminRoleIds: string[];
+  /** Cron schedule (UTC) of the contest announcements; absent: no contest. */
+  contestSchedule?: string;
 }
 
 /** Every configuration problem found, one line each. */
@@ -161,6 +164,11 @@ export function loadBotConfig(env: Env = process.env): BotConfig {
   const queueProblem = queueUrl ? queueUrlProblem(queueUrl) : undefined;
   if (queueProblem) problems.push(queueProblem);
   const adminRoleIds = parseRoleIds(env.FACESTYLE_ADMIN_ROLES, problems);
+  const contestCron = env.FACESTYLE_CONTEST_CRON?.trim() || DEFAULT_CONTEST_SCHEDULE;
+  const contestOff = contestCron.toLowerCase() === 'off';
+  const contestProblem = contestOff ? undefined : contestScheduleProblem(contestCron);
+  if (contestProblem) problems.push(contestProblem);
+  const contestSchedule = contestOff ? undefined : contestCron;
   if (problems.length) throw new ConfigError(problems);
-  return { ...credentials(env), dataDir, backend, queueUrl, adminRoleIds };
+  return { ...credentials(env), dataDir, backend, queueUrl, adminRoleIds, contestSchedule };
 }

@@ -1,7 +1,9 @@
-// Votes on results (generated grids, blends) and the per-guild leaderboard, in SQLite. A vote is a
-// row keyed by (result, member): the primary key makes a second vote impossible whatever the
-// timing, and a toggle is one IMMEDIATE transaction (delete, else insert), so double clicks,
-// concurrent clicks, several bot processes on one file and restarts cannot inflate a tally.
+// Votes on results (generated grids, blends), the per-guild leaderboard and the weekly contest's
+// settings and announcements, in SQLite. A vote is a row keyed by (result, member): the primary key
+// makes a second vote impossible whatever the timing, and a toggle is one IMMEDIATE transaction
+// (delete, else insert), so double clicks, concurrent clicks, several bot processes on one file and
+// restarts cannot inflate a tally. An announcement is claimed by inserting its (guild, period) row
+// first, for the same reason: two processes cannot both post it.
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
@@ -31,6 +33,26 @@ export interface RankedCreator {
   authorId: string;
   votes: number;
   results: number;
+}
+
+export interface ContestSettings {
+  /** Where announcements go; absent: the channel of the winning result. */
+  channelId?: string;
+  enabled: boolean;
+}
+
+/** A contest period: votes cast from `start` (inclusive) to `end` (exclusive), ms since epoch. */
+export interface ContestPeriod {
+  start: number;
+  end: number;
+}
+
+export interface ContestAnnouncement {
+  guildId: string;
+  period: ContestPeriod;
+  channelId?: string;
+  messageId?: string;
+  postedAt?: number;
 }
 
 export interface VoteOutcome {
@@ -70,6 +92,24 @@ const SCHEMA = `
     member_id TEXT NOT NULL,
     voted_at  INTEGER NOT NULL,
     PRIMARY KEY (result_id, member_id)
+  );
+  CREATE TABLE IF NOT EXISTS contest_settings (
+    guild_id   TEXT PRIMARY KEY,
+    channel_id TEXT,
+    enabled    INTEGER NOT NULL,
+    updated_by TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+  );
+  CREATE TABLE IF NOT EXISTS contest_announcements (
+    guild_id     TEXT NOT NULL,
+    period_end   INTEGER NOT NULL,
+    period_start INTEGER NOT NULL,
+    claim        TEXT NOT NULL,
+    claimed_at   INTEGER NOT NULL,
+    channel_id   TEXT,
+    message_id   TEXT,
+    posted_at    INTEGER,
+    PRIMARY KEY (guild_id, period_end)
   );
 `;
 
@@ -130,6 +170,44 @@ export class VoteStore {
         FROM results r JOIN votes v ON v.result_id = r.result_id
         WHERE r.guild_id = ? AND r.created_at >= ?
         GROUP BY r.author_id ORDER BY votes DESC, MIN(r.created_at) ASC LIMIT ?`),
+      periodTop: this.db.prepare<[string, number, number, number, number, number], ResultRow>(`
+        SELECT r.*, COUNT(v.member_id) AS votes FROM results r JOIN votes v ON v.result_id = r.result_id
+        WHERE r.guild_id = ? AND r.created_at >= ? AND r.created_at < ? AND v.voted_at >= ? AND v.voted_at < ?
+        GROUP BY r.result_id ORDER BY votes DESC, r.created_at ASC, r.result_id ASC LIMIT ?`),
+      guildsWithVotes: this.db.prepare<[number, number, number, number], { guild_id: string }>(`
+        SELECT DISTINCT r.guild_id FROM results r JOIN votes v ON v.result_id = r.result_id
+        WHERE r.created_at >= ? AND r.created_at < ? AND v.voted_at >= ? AND v.voted_at < ?
+        ORDER BY r.guild_id`),
+      contestSettings: this.db.prepare<[string], { channel_id: string | null; enabled: number }>(
+        `SELECT channel_id, enabled FROM contest_settings WHERE guild_id = ?`,
+      ),
+      setContestSettings: this.db.prepare(`
+        INSERT INTO contest_settings (guild_id, channel_id, enabled, updated_by, updated_at)
+        VALUES (@guildId, @channelId, @enabled, @by, @now)
+        ON CONFLICT (guild_id) DO UPDATE SET
+          channel_id = COALESCE(excluded.channel_id, contest_settings.channel_id),
+          enabled = excluded.enabled, updated_by = excluded.updated_by, updated_at = excluded.updated_at`),
+      claimAnnouncement: this.db.prepare(`
+        INSERT INTO contest_announcements (guild_id, period_end, period_start, claim, claimed_at)
+        VALUES (@guildId, @end, @start, @claim, @now)
+        ON CONFLICT (guild_id, period_end) DO UPDATE SET claim = excluded.claim, claimed_at = excluded.claimed_at
+        WHERE contest_announcements.posted_at IS NULL AND contest_announcements.claimed_at < @staleBefore`),
+      completeAnnouncement: this.db.prepare(`
+        UPDATE contest_announcements SET channel_id = @channelId, message_id = @messageId, posted_at = @now
+        WHERE guild_id = @guildId AND period_end = @end AND claim = @claim`),
+      releaseAnnouncement: this.db.prepare<[string, number, string]>(
+        `DELETE FROM contest_announcements WHERE guild_id = ? AND period_end = ? AND claim = ? AND posted_at IS NULL`,
+      ),
+      announcement: this.db.prepare<
+        [string, number],
+        {
+          period_start: number;
+          period_end: number;
+          channel_id: string | null;
+          message_id: string | null;
+          posted_at: number | null;
+        }
+      >(`SELECT * FROM contest_announcements WHERE guild_id = ? AND period_end = ?`),
     };
   }
 
@@ -181,6 +259,94 @@ export class VoteStore {
     return this.statements.topCreators
       .all(guildId, options.since ?? 0, options.limit ?? 10)
       .map((row) => ({ authorId: row.author_id, votes: row.votes, results: row.results }));
+  }
+
+  /**
+   * A guild's most voted results of a contest period: made in the period, ranked by the votes cast
+   * in it, ties to the earlier result. Later votes do not count, so a rerun ranks the same.
+   */
+  periodTop(guildId: string, period: ContestPeriod, limit = 3): RankedResult[] {
+    const { start, end } = period;
+    return this.statements.periodTop.all(guildId, start, end, start, end, limit).map(fromRow);
+  }
+
+  /** Guilds with at least one vote in the period (as `periodTop` counts them). */
+  guildsWithVotes(period: ContestPeriod): string[] {
+    const { start, end } = period;
+    return this.statements.guildsWithVotes.all(start, end, start, end).map((row) => row.guild_id);
+  }
+
+  /** A guild's contest settings; undefined until an admin set them. */
+  contestSettings(guildId: string): ContestSettings | undefined {
+    const row = this.statements.contestSettings.get(guildId);
+    return row ? { channelId: row.channel_id ?? undefined, enabled: row.enabled === 1 } : undefined;
+  }
+
+  /** Sets where the guild's announcements go (a missing channel keeps the one set before) and whether it has them. */
+  setContestSettings(
+    guildId: string,
+    settings: { channelId?: string; enabled: boolean },
+    by: string,
+    now = Date.now(),
+  ): ContestSettings {
+    this.statements.setContestSettings.run({
+      guildId,
+      channelId: settings.channelId ?? null,
+      enabled: settings.enabled ? 1 : 0,
+      by,
+      now,
+    });
+    return this.contestSettings(guildId)!;
+  }
+
+  /**
+   * Claims the announcement of a guild's period for `claim`. False when it was posted, or another
+   * process claimed it less than `staleMs` ago (one that crashed mid-post frees it after that).
+   */
+  claimAnnouncement(
+    guildId: string,
+    period: ContestPeriod,
+    claim: string,
+    options: { now?: number; staleMs: number },
+  ): boolean {
+    const now = options.now ?? Date.now();
+    const { changes } = this.statements.claimAnnouncement.run({
+      guildId,
+      start: period.start,
+      end: period.end,
+      claim,
+      now,
+      staleBefore: now - options.staleMs,
+    });
+    return changes > 0;
+  }
+
+  /** Records where the claimed announcement was posted; from now on nobody posts it again. */
+  completeAnnouncement(
+    guildId: string,
+    period: ContestPeriod,
+    claim: string,
+    where: { channelId: string; messageId: string },
+    now = Date.now(),
+  ): void {
+    this.statements.completeAnnouncement.run({ guildId, end: period.end, claim, ...where, now });
+  }
+
+  /** Gives up a claim whose post failed, so a later run may try again. */
+  releaseAnnouncement(guildId: string, period: ContestPeriod, claim: string): void {
+    this.statements.releaseAnnouncement.run(guildId, period.end, claim);
+  }
+
+  announcement(guildId: string, periodEnd: number): ContestAnnouncement | undefined {
+    const row = this.statements.announcement.get(guildId, periodEnd);
+    if (!row) return undefined;
+    return {
+      guildId,
+      period: { start: row.period_start, end: row.period_end },
+      channelId: row.channel_id ?? undefined,
+      messageId: row.message_id ?? undefined,
+      postedAt: row.posted_at ?? undefined,
+    };
   }
 
   close(): void {

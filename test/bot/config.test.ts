@@ -40,7 +40,21 @@ describe('loadBotConfig', () => {
       backend: 'auto',
       queueUrl: undefined,
       adminRoleIds: ['111111111111111111', '222222222222222222'],
+      contestSchedule: '0 12 * * 1',
     });
+  });
+
+  it('takes a contest schedule, or "off", and names a wrong one', () => {
+    expect(loadBotConfig({ ...GOOD, FACESTYLE_CONTEST_CRON: '30 18 * * 5' }).contestSchedule).toBe(
+      '30 18 * * 5',
+    );
+    expect(loadBotConfig({ ...GOOD, FACESTYLE_CONTEST_CRON: 'off' }).contestSchedule).toBeUndefined();
+    expect(problemsOf({ ...GOOD, FACESTYLE_CONTEST_CRON: 'mondays at noon' })).toEqual([
+      expect.stringMatching(
+        /^FACESTYLE_CONTEST_CRON "mondays at noon" is not a cron expression; e\.g\. "0 12/,
+      ),
+    ]);
+    expect(problemsOf({ ...GOOD, FACESTYLE_CONTEST_CRON: '*/30 * * * * *' })[0]).toMatch(/seconds field/);
   });
 
   it('accepts a Redis queue URL and every backend name', () => {

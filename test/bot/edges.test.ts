@@ -123,6 +123,7 @@ describe('registration', () => {
     expect(inGuild.names.sort()).toEqual([
       'blend',
       'cancel',
+      'contest',
       'finetune',
       'generate',
       'help',
@@ -140,7 +141,7 @@ describe('registration', () => {
 
     const global = await registerCommands({ credentials, rest: { api: h.fake.apiUrl } });
     expect(global.scope).toBe('global');
-    expect(h.fake.globalCommands).toHaveLength(8);
+    expect(h.fake.globalCommands).toHaveLength(9);
   });
 
   it('explains a rejected token and a guild the bot is not in', async () => {

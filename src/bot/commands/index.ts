@@ -2,6 +2,7 @@
 import type { SlashCommand } from '../command.ts';
 import { blend } from './blend.ts';
 import { cancel } from './cancel.ts';
+import { contest } from './contest.ts';
 import { finetune } from './finetune.ts';
 import { generate } from './generate.ts';
 import { help } from './help.ts';
@@ -17,5 +18,6 @@ export const COMMANDS: readonly SlashCommand[] = [
   queue,
   cancel,
   leaderboard,
+  contest,
   help,
 ];
