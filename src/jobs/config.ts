@@ -8,6 +8,7 @@ import { defaultStoreUrl, storeKind } from '../store/keyv.ts';
 import { DEFAULT_PREFIX, isRedisUrl } from './bullmq/names.ts';
 import { DEFAULT_POLICY, type QueuePolicy } from './policy.ts';
 import type { MaintenanceOptions } from './queue-core.ts';
+import { photoRetentionMs } from './toonify-photos.ts';
 
 /**
  * The handler module every worker loads. A path, not an import: handlers pull in the model code,
@@ -62,6 +63,9 @@ export function jobConfigFromEnv(env: Env = process.env): JobSystemConfig {
     .filter(Boolean)
     .map((entry) => resolve(entry));
   const schedule = env.FACESTYLE_CLEANUP_CRON || DEFAULT_CLEANUP_SCHEDULE;
+  // Read by the worker's handlers, where a bad value would only crash-loop the worker: refused here,
+  // when the bot or `facestyle worker` starts.
+  photoRetentionMs(env);
   return {
     dataDir,
     queueUrl,

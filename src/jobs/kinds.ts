@@ -76,17 +76,55 @@ export interface FinetuneResume {
 }
 
 export interface ToonifyPayload {
-  /** Photo of a face, already on disk. */
-  imagePath: string;
-  base: string;
-  style: string;
-  layer: number;
+  /**
+   * The member's photo, already on disk. Used for this job only: deleted when it ends if the bot
+   * saved it (see src/jobs/toonify-photos.ts), only read otherwise.
+   */
+  photoPath: string;
+  /** Model the photo is projected into; default: the one the blend or style was made from. */
+  base?: string;
+  /** A saved blend model. Either this or `style` with `layer`. */
+  blend?: string;
+  /** A fine-tuned model (its newest snapshot, or a checkpoint path), swapped in at `layer`. */
+  style?: string;
+  /** With `style`: resolution from which the style's layers are used. */
+  layer?: number;
+  /** With `style`: soft switch width in octaves (0: hard cut). */
+  width?: number;
+  /** With `style`: texture (default) keeps the base's shapes; structure the style's. */
+  direction?: 'texture' | 'structure';
+  /** Which face when the photo shows several: 'largest', or 0 (largest) onwards. */
+  face?: 'largest' | number;
+  /** Projection steps (default TOONIFY_DEFAULT_STEPS). */
+  steps?: number;
+  /** Peak learning rate of the projection (default 0.1). */
+  learningRate?: number;
+  /** Weight of the pixel loss (default 1). */
+  pixelWeight?: number;
+  /** Weight of the discriminator-feature loss (default 1; 0: pixels only). */
+  perceptualWeight?: number;
 }
 export interface ToonifyResult {
-  imagePath: string;
-  /** The photo as the base model reconstructs it, for comparison. */
-  projectedPath?: string;
+  /** original | reconstruction | stylised, labelled. */
+  gridPath: string;
+  /** The photo's face as the base model reconstructs it. */
+  reconstructionPath: string;
+  /** The stylised face alone: what votes and contests show (it holds no copy of the photo). */
+  stylisedPath: string;
+  /** Which face of how many was used. */
+  face: { index: number; count: number };
+  /** Reconstruction vs the aligned photo, dB. */
+  psnr: number;
+  steps: number;
+  projectionSeconds: number;
+  backend: string;
 }
+
+/** Enough for a recognisable reconstruction, short enough for a chat job. */
+export const TOONIFY_DEFAULT_STEPS = 300;
+/** The official projector's own step count: more buys little and holds the short lane. */
+export const TOONIFY_MAX_STEPS = 1000;
+const TOONIFY_MAX_FACE = 99;
 
 /** Does nothing for `durationMs` in `steps` progress reports: measures the queue itself. */
 export interface NoopPayload {
@@ -269,14 +307,35 @@ export const KIND_SPECS: KindSpecs<JobKinds> = {
     priority: 20,
     timeLimitMs: 10 * MINUTE,
     maxAttempts: 2,
-    units: () => 1,
-    defaultSecondsPerUnit: 30,
+    units: (p) => p.steps ?? TOONIFY_DEFAULT_STEPS,
+    defaultSecondsPerUnit: 0.1,
     validate(payload) {
       const p = record(payload, 'toonify');
-      text(p, 'imagePath', 'toonify');
-      text(p, 'base', 'toonify');
-      text(p, 'style', 'toonify');
-      integer(p, 'layer', 'toonify', 4, 1024);
+      text(p, 'photoPath', 'toonify');
+      if (p.base !== undefined) text(p, 'base', 'toonify');
+      if ((p.blend === undefined) === (p.style === undefined))
+        throw new UserError('toonify: give either "blend" (a saved blend) or "style" with "layer"');
+      if (p.blend !== undefined) {
+        text(p, 'blend', 'toonify');
+        for (const key of ['layer', 'width', 'direction'])
+          if (p[key] !== undefined)
+            throw new UserError(`toonify: "${key}" goes with "style"; a saved blend has its own`);
+      } else {
+        text(p, 'style', 'toonify');
+        integer(p, 'layer', 'toonify', 4, 1024);
+        optionalInteger(p, 'width', 'toonify', 0, 16);
+        if (p.direction !== undefined && !['texture', 'structure'].includes(p.direction as string))
+          throw new UserError('toonify: "direction" must be texture or structure');
+      }
+      if (p.face !== undefined && p.face !== 'largest') integer(p, 'face', 'toonify', 0, TOONIFY_MAX_FACE);
+      optionalInteger(p, 'steps', 'toonify', 1, TOONIFY_MAX_STEPS);
+      if (p.learningRate !== undefined) finite(p, 'learningRate', 'toonify', 1e-4, 1);
+      if (p.pixelWeight !== undefined) finite(p, 'pixelWeight', 'toonify', 0, 100);
+      if (p.perceptualWeight !== undefined) finite(p, 'perceptualWeight', 'toonify', 0, 100);
+      if (p.pixelWeight === 0 && p.perceptualWeight === 0)
+        throw new UserError(
+          'toonify: "pixelWeight" and "perceptualWeight" cannot both be 0: nothing would be fitted',
+        );
       return p as unknown as ToonifyPayload;
     },
   },

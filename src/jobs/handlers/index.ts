@@ -3,11 +3,16 @@
 // Model code is imported here, in the worker process only: the bot never loads TensorFlow.js.
 import type { HandlerRegistry, WorkerEnvironment } from '../handlers.ts';
 import type { JobKinds } from '../kinds.ts';
+import { photoRetentionMs, sweepPhotos } from '../toonify-photos.ts';
 import { blendHandler } from './blend.ts';
 import { finetuneHandler } from './finetune.ts';
 import { generateHandler } from './generate.ts';
 import { WorkerModels } from './models.ts';
 import { noopHandler } from './noop.ts';
+import { toonifyHandler } from './toonify.ts';
+
+/** Kept photos expire even when no toonify job comes along to sweep them. */
+const PHOTO_SWEEP_MS = 15 * 60_000;
 
 export function register(registry: HandlerRegistry<JobKinds>, env: WorkerEnvironment): void {
   const models = new WorkerModels(env.dataDir);
@@ -15,5 +20,12 @@ export function register(registry: HandlerRegistry<JobKinds>, env: WorkerEnviron
   registry.registerBatch('generate', generateHandler(models), { maxBatch: 8 });
   registry.register('blend', blendHandler(models));
   registry.register('finetune', finetuneHandler(models));
+  const photos = { dataDir: env.dataDir, retentionMs: photoRetentionMs() };
+  registry.register('toonify', toonifyHandler(models, photos));
+  setInterval(() => {
+    sweepPhotos(photos).catch((err) =>
+      env.log.error('could not sweep toonify photos', { error: (err as Error).message }),
+    );
+  }, PHOTO_SWEEP_MS).unref();
   registry.onOutOfMemory(() => void models.clear());
 }
