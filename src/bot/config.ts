@@ -3,6 +3,7 @@
 import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { UserError } from '../errors.ts';
+import { KEEP_PHOTOS_ENV, photoRetentionMs, photoRetentionProblem } from '../jobs/toonify-photos.ts';
 import type { BackendName } from '../model/backend.ts';
 import { redactUrl } from '../store/keyv.ts';
 import { contestScheduleProblem, DEFAULT_CONTEST_SCHEDULE } from './contest-schedule.ts';
@@ -23,6 +24,8 @@ export interface BotConfig extends DiscordCredentials {
   adminRoleIds: string[];
   /** Cron schedule (UTC) of the contest announcements; absent: no contest. */
   contestSchedule?: string;
+  /** How long /toonify photos are kept after their job (FACESTYLE_TOONIFY_KEEP_PHOTOS_HOURS); absent: 0. */
+  toonifyPhotoRetentionMs?: number;
 }
 
 /** Every configuration problem found, one line each. */
@@ -169,6 +172,17 @@ export function loadBotConfig(env: Env = process.env): BotConfig {
   const contestProblem = contestOff ? undefined : contestScheduleProblem(contestCron);
   if (contestProblem) problems.push(contestProblem);
   const contestSchedule = contestOff ? undefined : contestCron;
+  const retentionProblem = photoRetentionProblem(env[KEEP_PHOTOS_ENV]);
+  if (retentionProblem) problems.push(retentionProblem);
   if (problems.length) throw new ConfigError(problems);
-  return { ...credentials(env), dataDir, backend, queueUrl, adminRoleIds, contestSchedule };
+  const toonifyPhotoRetentionMs = photoRetentionMs(env);
+  return {
+    ...credentials(env),
+    dataDir,
+    backend,
+    queueUrl,
+    adminRoleIds,
+    contestSchedule,
+    ...(toonifyPhotoRetentionMs ? { toonifyPhotoRetentionMs } : {}),
+  };
 }

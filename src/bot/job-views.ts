@@ -49,7 +49,7 @@ export interface RenderOptions {
 }
 
 /** Kinds whose results members vote on and reroll. */
-export const VOTABLE_KINDS = new Set(['generate', 'blend']);
+export const VOTABLE_KINDS = new Set(['generate', 'blend', 'toonify']);
 
 /** An upload for `path` named `name`, re-encoded if it is over `limit` bytes. */
 export async function uploadFor(path: string, name: string, limit: number): Promise<AttachmentBuilder> {
@@ -113,6 +113,16 @@ async function renderResult(job: JobInfo, options: RenderOptions): Promise<Statu
         .setDescription(`${describeJob(job)}\nrows: base | style | blend · by <@${job.userId}>`)
         .setImage(`attachment://${files[0].name}`);
       return { embeds: [embed], components: votable, files };
+    }
+    case 'toonify': {
+      const result = job.result!;
+      files.push(await uploadFor(result.gridPath, `toonify-${job.id}`, options.uploadLimit));
+      embed
+        .setTitle('Toonified')
+        .setDescription(`${describeJob(job)}\noriginal | reconstruction | stylised · by <@${job.userId}>`)
+        .setImage(`attachment://${files[0].name}`);
+      // No reroll: there are no seeds to change, and the photo is gone.
+      return { embeds: [embed], components: [buttonRow(voteButton(job.id, options.votes ?? 0))], files };
     }
     case 'finetune': {
       const snapshots = job.result?.snapshots ?? [];

@@ -73,8 +73,10 @@ export function describeJob(job: JobInfo): string {
       const p = job.payload;
       return `fine-tune of **${p.base}**: ${p.epochs} epochs, a snapshot every ${p.snapshotEvery}`;
     }
-    case 'toonify':
-      return `toonify with **${job.payload.style}**`;
+    case 'toonify': {
+      const p = job.payload;
+      return p.blend ? `toonify with **${p.blend}**` : `toonify with **${p.style}** at ${p.layer}px`;
+    }
     case 'noop':
       return 'test job';
   }

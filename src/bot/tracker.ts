@@ -268,7 +268,10 @@ export class JobTracker {
         ? (job.result?.gridPath ?? job.result?.imagePaths[0])
         : job.kind === 'blend'
           ? job.result?.gridPath
-          : undefined;
+          : job.kind === 'toonify'
+            ? // Not the grid: contests repost this image, and the grid holds the member's photo.
+              job.result?.stylisedPath
+            : undefined;
     this.votes.registerResult({
       resultId: job.id,
       guildId: job.meta.guildId ?? '',
@@ -288,5 +291,7 @@ function resultTitle(job: JobInfo): string {
   if (job.kind === 'generate')
     return `seeds ${formatSeeds(job.payload.seeds)} · ${job.payload.checkpoint} · psi ${job.payload.psi}`;
   if (job.kind === 'blend') return `${job.payload.base} × ${job.payload.style} at ${job.payload.layer}px`;
+  if (job.kind === 'toonify')
+    return `toonify · ${job.payload.blend ?? `${job.payload.style} at ${job.payload.layer}px`}`;
   return job.kind;
 }

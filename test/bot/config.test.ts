@@ -57,6 +57,16 @@ describe('loadBotConfig', () => {
     expect(problemsOf({ ...GOOD, FACESTYLE_CONTEST_CRON: '*/30 * * * * *' })[0]).toMatch(/seconds field/);
   });
 
+  it('keeps /toonify photos for FACESTYLE_TOONIFY_KEEP_PHOTOS_HOURS, none by default', () => {
+    expect(loadBotConfig(GOOD).toonifyPhotoRetentionMs).toBeUndefined();
+    expect(loadBotConfig({ ...GOOD, FACESTYLE_TOONIFY_KEEP_PHOTOS_HOURS: '2' }).toonifyPhotoRetentionMs).toBe(
+      2 * 3_600_000,
+    );
+    expect(problemsOf({ ...GOOD, FACESTYLE_TOONIFY_KEEP_PHOTOS_HOURS: 'a week' })).toEqual([
+      expect.stringMatching(/^FACESTYLE_TOONIFY_KEEP_PHOTOS_HOURS must be a number of hours of at least 0/),
+    ]);
+  });
+
   it('accepts a Redis queue URL and every backend name', () => {
     expect(
       loadBotConfig({ ...GOOD, FACESTYLE_QUEUE_URL: 'rediss://:pw@redis.example:6380/2' }).queueUrl,

@@ -130,6 +130,7 @@ describe('registration', () => {
       'leaderboard',
       'models',
       'queue',
+      'toonify',
     ]);
     const stored = h.fake.guildCommands.get(h.fake.guild.id)!;
     const finetune = stored.find((c) => c.name === 'finetune')!;
@@ -141,7 +142,7 @@ describe('registration', () => {
 
     const global = await registerCommands({ credentials, rest: { api: h.fake.apiUrl } });
     expect(global.scope).toBe('global');
-    expect(h.fake.globalCommands).toHaveLength(9);
+    expect(h.fake.globalCommands).toHaveLength(10);
   });
 
   it('explains a rejected token and a guild the bot is not in', async () => {

@@ -9,10 +9,12 @@ import { help } from './help.ts';
 import { leaderboard } from './leaderboard.ts';
 import { models } from './models.ts';
 import { queue } from './queue.ts';
+import { toonify } from './toonify.ts';
 
 export const COMMANDS: readonly SlashCommand[] = [
   generate,
   blend,
+  toonify,
   finetune,
   models,
   queue,
