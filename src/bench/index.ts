@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { register as blend } from './blend.ts';
 import { register as dataset } from './dataset.ts';
 import { register as generate } from './generate.ts';
+import { register as importBench } from './import.ts';
 import { register as project } from './project.ts';
 import { register as queue } from './queue.ts';
 import { register as train } from './train.ts';
@@ -10,4 +11,12 @@ import { register as train } from './train.ts';
  * Benchmarks, run as `npm run bench -- <name> [options]`. Each module in src/bench registers one
  * subcommand of `facestyle bench` and prints Markdown rows for docs/benchmarks.md.
  */
-export const benches: Array<(bench: Command) => void> = [generate, blend, dataset, queue, train, project];
+export const benches: Array<(bench: Command) => void> = [
+  generate,
+  blend,
+  dataset,
+  queue,
+  train,
+  project,
+  importBench,
+];

@@ -5,7 +5,7 @@
 // source's conventions, or the caller.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
+import { open, readFile, stat } from 'node:fs/promises';
 import { basename, extname } from 'node:path';
 import {
   CheckpointError,
@@ -30,7 +30,7 @@ import { tf } from '../tf.ts';
 import { type ConfigOverrides, findNetworkState } from './network-state.ts';
 import { isRosinalityNaming, rosinalityToOfficial } from './rosinality.ts';
 import type { SourceTensors } from './source-tensors.ts';
-import { openPickleFile, openTorchZip, type TorchFile, type TorchFileKind } from './torch-file.ts';
+import { openTorchZip, pickleFileFromBytes, type TorchFile, type TorchFileKind } from './torch-file.ts';
 import { FLOAT_DTYPES, tensorToFloat32 } from './torch-pickle.ts';
 
 export type SourceFormat = 'safetensors' | TorchFileKind;
@@ -49,6 +49,27 @@ export interface ImportOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
+/**
+ * Seconds spent in each step of an import (what `npm run bench -- import` reports). The steps do
+ * not overlap; their sum falls short of `seconds` by the format sniffing and, for rosinality files
+ * without w_avg, its estimation.
+ */
+export interface ImportTimings {
+  /** sha256 of the source: one full pass over the file. */
+  hash: number;
+  /** Bytes from disk: the whole file for a .pkl, each storage record for a .pt, each tensor for a
+   * rosinality .safetensors; for an official-name .safetensors the whole load, conversion included. */
+  read: number;
+  /** Unpickling (a .pkl with every storage in it, or a .pt's zip directory and data.pkl), or the
+   * safetensors header. */
+  parse: number;
+  /** Decoding to float32, PyTorch to tfjs layouts and tf.Tensor creation; null where `read`
+   * includes it (official-name .safetensors, loaded by the checkpoint loader). */
+  convert: number | null;
+  /** Writing the checkpoint. */
+  write: number;
+}
+
 export interface ImportReport {
   out: string;
   config: ModelConfig;
@@ -59,6 +80,7 @@ export interface ImportReport {
   sourceBytes: number;
   sha256: string;
   seconds: number;
+  timings: ImportTimings;
 }
 
 const DEFAULT_W_AVG_SAMPLES = 4096;
@@ -103,6 +125,33 @@ async function sha256Of(path: string): Promise<string> {
   return hash.digest('hex');
 }
 
+function newTimings(): ImportTimings {
+  return { hash: 0, read: 0, parse: 0, convert: 0, write: 0 };
+}
+
+/** Runs `f`, adding its seconds to `timings[step]`. */
+async function timed<T>(
+  timings: ImportTimings,
+  step: keyof ImportTimings,
+  f: () => Promise<T> | T,
+): Promise<T> {
+  const t0 = performance.now();
+  try {
+    return await f();
+  } finally {
+    timings[step] = (timings[step] ?? 0) + (performance.now() - t0) / 1000;
+  }
+}
+
+function timedSync<T>(timings: ImportTimings, step: keyof ImportTimings, f: () => T): T {
+  const t0 = performance.now();
+  try {
+    return f();
+  } finally {
+    timings[step] = (timings[step] ?? 0) + (performance.now() - t0) / 1000;
+  }
+}
+
 interface GatheredTensors {
   format: SourceFormat;
   tensors: SourceTensors;
@@ -111,7 +160,7 @@ interface GatheredTensors {
   close(): Promise<void>;
 }
 
-function gatherTorch(path: string, file: TorchFile): GatheredTensors {
+function gatherTorch(path: string, file: TorchFile, timings: ImportTimings): GatheredTensors {
   const { tensors, overrides, notes } = findNetworkState(file.root, path);
   const out: SourceTensors = new Map();
   for (const [name, tensor] of tensors) {
@@ -122,15 +171,15 @@ function gatherTorch(path: string, file: TorchFile): GatheredTensors {
     out.set(name, {
       shape: [...tensor.shape],
       read: async () => {
-        await file.load(tensor.storage);
-        return tensorToFloat32(tensor, name, path);
+        await timed(timings, 'read', () => file.load(tensor.storage));
+        return timedSync(timings, 'convert', () => tensorToFloat32(tensor, name, path));
       },
     });
   }
   return { format: file.kind, tensors: out, overrides, notes, close: () => file.close() };
 }
 
-function gatherSafetensors(path: string, reader: SafetensorsReader): GatheredTensors {
+function gatherSafetensors(path: string, reader: SafetensorsReader, timings: ImportTimings): GatheredTensors {
   const tensors: SourceTensors = new Map();
   for (const entry of reader.entries.values()) {
     if (!['F32', 'F16', 'BF16', 'F64'].includes(entry.dtype))
@@ -139,7 +188,7 @@ function gatherSafetensors(path: string, reader: SafetensorsReader): GatheredTen
       );
     tensors.set(entry.name, {
       shape: entry.shape,
-      read: async () => (await reader.readFloat32(entry.name)).data,
+      read: async () => (await timed(timings, 'read', () => reader.readFloat32(entry.name))).data,
     });
   }
   return { format: 'safetensors', tensors, overrides: {}, notes: [], close: () => reader.close() };
@@ -162,6 +211,7 @@ function applyOverrides(config: ModelConfig, overrides: ConfigOverrides): void {
 async function readParams(
   tensors: SourceTensors,
   network: NetworkName,
+  timings: ImportTimings,
   progress: () => void,
 ): Promise<ParamStore> {
   const params: ParamStore = new Map();
@@ -172,7 +222,9 @@ async function readParams(
       const data = await tensor.read();
       params.set(
         name,
-        tf.tensor(torchToTf(name, tensor.shape, data), tfShapeOf(name, tensor.shape), 'float32'),
+        timedSync(timings, 'convert', () =>
+          tf.tensor(torchToTf(name, tensor.shape, data), tfShapeOf(name, tensor.shape), 'float32'),
+        ),
       );
       progress();
     }
@@ -271,6 +323,7 @@ async function toOfficialTensors(
 /** Reads every tensor into ParamStores, one network at a time. */
 async function readNetworks(
   tensors: SourceTensors,
+  timings: ImportTimings,
   onProgress: ImportOptions['onProgress'],
 ): Promise<Networks> {
   const networks: Networks = {};
@@ -278,7 +331,9 @@ async function readNetworks(
   try {
     for (const network of NETWORK_NAMES) {
       if ([...tensors.keys()].some((name) => name.startsWith(`${network}.`))) {
-        networks[network] = await readParams(tensors, network, () => onProgress?.(++done, tensors.size));
+        networks[network] = await readParams(tensors, network, timings, () =>
+          onProgress?.(++done, tensors.size),
+        );
       }
     }
   } catch (err) {
@@ -291,21 +346,30 @@ async function readNetworks(
 /** Imports a weights file into a checkpoint at `opts.out`. */
 export async function importWeights(path: string, opts: ImportOptions): Promise<ImportReport> {
   const started = performance.now();
+  const timings = newTimings();
   const sniffed = await sniffFormat(path);
-  const [sha256, { size: sourceBytes }] = await Promise.all([sha256Of(path), stat(path)]);
+  const [sha256, { size: sourceBytes }] = await timed(timings, 'hash', () =>
+    Promise.all([sha256Of(path), stat(path)]),
+  );
   const sourceInfo = { importedFrom: basename(path), sourceSha256: sha256, sourceBytes };
 
   let gathered: GatheredTensors;
   if (sniffed === 'safetensors') {
-    const reader = await SafetensorsReader.open(path);
+    const reader = await timed(timings, 'parse', () => SafetensorsReader.open(path));
     if (!isRosinalityNaming(reader.names())) {
       await reader.close();
-      return importOfficialSafetensors(path, opts, sourceInfo, started);
+      return importOfficialSafetensors(path, opts, sourceInfo, started, timings);
     }
-    gathered = await closingOnError(reader, () => gatherSafetensors(path, reader));
+    gathered = await closingOnError(reader, () => gatherSafetensors(path, reader, timings));
   } else {
-    const file = sniffed === 'zip' ? await openTorchZip(path) : await openPickleFile(path);
-    gathered = await closingOnError(file, () => gatherTorch(path, file));
+    let file: TorchFile;
+    if (sniffed === 'zip') file = await timed(timings, 'parse', () => openTorchZip(path));
+    else {
+      // A pickle is read whole: every storage it holds is in memory once it is parsed.
+      const bytes = await timed(timings, 'read', () => readFile(path));
+      file = timedSync(timings, 'parse', () => pickleFileFromBytes(bytes, path));
+    }
+    gathered = await closingOnError(file, () => gatherTorch(path, file, timings));
   }
 
   let networks: Networks = {};
@@ -315,7 +379,7 @@ export async function importWeights(path: string, opts: ImportOptions): Promise<
     const shapes = new Map([...official.tensors].map(([name, t]) => [name, t.shape]));
     const config = withSource(path, () => inferConfig(shapes, official.hints));
     applyOverrides(config, gathered.overrides);
-    networks = await readNetworks(official.tensors, opts.onProgress);
+    networks = await readNetworks(official.tensors, timings, opts.onProgress);
     const samples = opts.wAvgSamples ?? DEFAULT_W_AVG_SAMPLES;
     for (const network of official.missingWAvg) {
       const params = networks[network]!;
@@ -332,7 +396,9 @@ export async function importWeights(path: string, opts: ImportOptions): Promise<
         : {}),
       ...(gathered.notes.length ? { notes: gathered.notes } : {}),
     });
-    await saveCheckpoint(opts.out, { config, meta, ...networks }, { dtype: opts.dtype });
+    await timed(timings, 'write', () =>
+      saveCheckpoint(opts.out, { config, meta, ...networks }, { dtype: opts.dtype }),
+    );
     return {
       out: opts.out,
       config,
@@ -343,6 +409,7 @@ export async function importWeights(path: string, opts: ImportOptions): Promise<
       sourceBytes,
       sha256,
       seconds: (performance.now() - started) / 1000,
+      timings,
     };
   } finally {
     disposeCheckpoint(networks);
@@ -356,8 +423,10 @@ async function importOfficialSafetensors(
   opts: ImportOptions,
   sourceInfo: Record<string, unknown>,
   started: number,
+  timings: ImportTimings,
 ): Promise<ImportReport> {
-  const ckpt = await loadCheckpoint(path);
+  const ckpt = await timed(timings, 'read', () => loadCheckpoint(path));
+  timings.convert = null;
   try {
     const config = ckpt.config;
     const { convClamp, mbstdGroupSize } = opts.hints ?? {};
@@ -366,10 +435,12 @@ async function importOfficialSafetensors(
       D: { ...(convClamp === undefined ? {} : { convClamp }), ...(mbstdGroupSize ? { mbstdGroupSize } : {}) },
     });
     const meta = importMeta(path, opts, { ...sourceInfo, sourceFormat: 'safetensors', naming: 'nvidia' });
-    await saveCheckpoint(
-      opts.out,
-      { config, meta, G_ema: ckpt.G_ema, G: ckpt.G, D: ckpt.D },
-      { dtype: opts.dtype },
+    await timed(timings, 'write', () =>
+      saveCheckpoint(
+        opts.out,
+        { config, meta, G_ema: ckpt.G_ema, G: ckpt.G, D: ckpt.D },
+        { dtype: opts.dtype },
+      ),
     );
     return {
       out: opts.out,
@@ -381,6 +452,7 @@ async function importOfficialSafetensors(
       sourceBytes: sourceInfo.sourceBytes as number,
       sha256: sourceInfo.sourceSha256 as string,
       seconds: (performance.now() - started) / 1000,
+      timings,
     };
   } finally {
     disposeCheckpoint(ckpt);

@@ -101,8 +101,13 @@ export function readPickleBytes(bytes: Uint8Array, source: string): { kind: Torc
   return { kind: 'pickle', root: unpickle(bytes, { source, resolveGlobal }).value };
 }
 
+/** A pickle file's bytes, parsed: every storage it holds is in memory once it is. */
+export function pickleFileFromBytes(bytes: Uint8Array, path: string): TorchFile {
+  const { kind, root } = readPickleBytes(bytes, path);
+  return { kind, root, load: async () => {}, close: async () => {} };
+}
+
 /** A pickle file, read whole: every storage it holds is in memory once it is parsed. */
 export async function openPickleFile(path: string): Promise<TorchFile> {
-  const { kind, root } = readPickleBytes(await readFile(path), path);
-  return { kind, root, load: async () => {}, close: async () => {} };
+  return pickleFileFromBytes(await readFile(path), path);
 }
