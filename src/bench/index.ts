@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { register as blend } from './blend.ts';
+import { register as bot } from './bot.ts';
 import { register as dataset } from './dataset.ts';
 import { register as generate } from './generate.ts';
 import { register as importBench } from './import.ts';
@@ -19,4 +20,5 @@ export const benches: Array<(bench: Command) => void> = [
   train,
   project,
   importBench,
+  bot,
 ];
