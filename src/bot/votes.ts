@@ -113,6 +113,10 @@ const SCHEMA = `
   );
 `;
 
+// A toonify result is a member's own likeness: it stays in the message they asked for and is never
+// reposted to a whole server by a contest.
+const NOT_IN_CONTESTS = ['toonify'].map((kind) => `'${kind}'`).join(', ');
+
 // Another process may hold the write lock for a moment; wait rather than fail the click.
 const BUSY_TIMEOUT_MS = 5_000;
 
@@ -173,10 +177,12 @@ export class VoteStore {
       periodTop: this.db.prepare<[string, number, number, number, number, number], ResultRow>(`
         SELECT r.*, COUNT(v.member_id) AS votes FROM results r JOIN votes v ON v.result_id = r.result_id
         WHERE r.guild_id = ? AND r.created_at >= ? AND r.created_at < ? AND v.voted_at >= ? AND v.voted_at < ?
+          AND r.kind NOT IN (${NOT_IN_CONTESTS})
         GROUP BY r.result_id ORDER BY votes DESC, r.created_at ASC, r.result_id ASC LIMIT ?`),
       guildsWithVotes: this.db.prepare<[number, number, number, number], { guild_id: string }>(`
         SELECT DISTINCT r.guild_id FROM results r JOIN votes v ON v.result_id = r.result_id
         WHERE r.created_at >= ? AND r.created_at < ? AND v.voted_at >= ? AND v.voted_at < ?
+          AND r.kind NOT IN (${NOT_IN_CONTESTS})
         ORDER BY r.guild_id`),
       contestSettings: this.db.prepare<[string], { channel_id: string | null; enabled: number }>(
         `SELECT channel_id, enabled FROM contest_settings WHERE guild_id = ?`,

@@ -110,6 +110,9 @@ beforeAll(async () => {
   await seed('r5', { ...guild(faces), createdAt: WEEK1_START - DAY }, 5, WEEK1_START + DAY);
   // Votes after the period ended count for nothing, so a late rerun ranks the same.
   await seed('r6', { ...guild(faces), createdAt: WEEK1_START + 5 * DAY }, 4, WEEK1_END + HOUR);
+  // The most voted of all, but a member's stylised photo: never reposted by a contest.
+  await seed('t1', { ...guild(faces), kind: 'toonify', createdAt: WEEK1_START + DAY }, 6);
+  await seed('t2', { ...guild(quiet), kind: 'toonify', createdAt: WEEK1_START + DAY }, 3);
   await seed('s1', { ...guild(sketches), createdAt: WEEK1_START + DAY }, 1, undefined, [24, 24]);
   await seed('q1', { ...guild(quiet), createdAt: WEEK1_START + DAY }, 0);
   // A guild the bot has left: its channel is unknown to Discord.
