@@ -30,6 +30,8 @@ export interface BotBurstOptions {
   model?: string;
   /** Give up on answers after this long. */
   timeoutMs?: number;
+  /** A redis:// URL: the bot queues through BullMQ (its keys removed afterwards); else embedded. */
+  queueUrl?: string;
 }
 
 export type BurstOutcome = 'answered' | 'refused' | 'queue-full' | 'failed' | 'unanswered';
@@ -135,7 +137,13 @@ export async function measureBotBurst(options: BotBurstOptions): Promise<BotBurs
   const modelsDir = join(dataDir, 'models');
   await mkdir(modelsDir, { recursive: true });
   await copyFile(options.model ?? TINY_MODEL, join(modelsDir, 'bench.safetensors'));
-  const env = { FACESTYLE_DATA_DIR: dataDir, FACESTYLE_BACKEND: options.backend };
+  const prefix = `facestyle-bench-bot-${process.pid}-${Date.now().toString(36)}`;
+  const env = {
+    FACESTYLE_DATA_DIR: dataDir,
+    FACESTYLE_BACKEND: options.backend,
+    FACESTYLE_QUEUE_URL: options.queueUrl ?? '',
+    FACESTYLE_QUEUE_PREFIX: prefix,
+  };
   const fake = await FakeDiscord.start();
   const votes = VoteStore.open(join(dataDir, 'votes.sqlite'));
   let queue: LocalJobQueue | undefined;
@@ -217,6 +225,10 @@ export async function measureBotBurst(options: BotBurstOptions): Promise<BotBurs
   } finally {
     await bot?.stop();
     await queue?.close();
+    if (options.queueUrl) {
+      const { removeQueueKeys } = await import('../jobs/bullmq/cleanup.ts');
+      await removeQueueKeys(options.queueUrl, prefix);
+    }
     votes.close();
     await fake.close();
     await rm(dataDir, { recursive: true, force: true });
@@ -250,7 +262,7 @@ export function formatBurst(result: BotBurstResult, options: BotBurstOptions): s
     ],
   );
   const lines = [
-    `\n### /generate burst (${today()}, ${machineDescription()}; worker backend ${result.backend})\n`,
+    `\n### /generate burst (${today()}, ${machineDescription()}; ${options.queueUrl ? 'BullMQ' : 'embedded'} queue, worker backend ${result.backend})\n`,
     `${options.interactions} interactions from ${options.users} members at once; answered ${count('answered')}, refused by per-user quotas ${count('refused')}, queue full ${count('queue-full')}, failed ${count('failed')}, unanswered ${count('unanswered')}; ${(result.wallMs / 1000).toFixed(1)} s from the first dispatch to the last answer, with ${result.restCalls} REST calls besides the callbacks.\n`,
     table,
     '',
@@ -277,17 +289,24 @@ export function register(bench: Command): void {
     .option('--interactions <n>', 'interactions in the burst', '200')
     .option('--users <n>', 'members sending them, in turn', '50')
     .option('--model <path>', 'checkpoint the worker generates with (default: the 32x32 test fixture)')
-    .action(async (opts: { interactions: string; users: string; model?: string }, cmd: Command) => {
-      const options: BotBurstOptions = {
-        interactions: positiveInt('--interactions', opts.interactions),
-        users: positiveInt('--users', opts.users),
-        // wasm: the fastest backend for a tiny model on CPUs; --backend picks another.
-        backend: (cmd.optsWithGlobals().backend ?? process.env.FACESTYLE_BACKEND ?? 'wasm') as BackendName,
-        model: opts.model,
-      };
-      const result = await measureBotBurst(options);
-      process.stdout.write(formatBurst(result, options));
-      const late = result.timings.filter((t) => t.ackMs === undefined || t.ackMs > ACK_DEADLINE_MS);
-      if (late.length) process.exitCode = 1;
-    });
+    .option('--queue-url <url>', 'redis:// URL: queue through BullMQ instead of the embedded queue')
+    .action(
+      async (
+        opts: { interactions: string; users: string; model?: string; queueUrl?: string },
+        cmd: Command,
+      ) => {
+        const options: BotBurstOptions = {
+          interactions: positiveInt('--interactions', opts.interactions),
+          users: positiveInt('--users', opts.users),
+          // wasm: the fastest backend for a tiny model on CPUs; --backend picks another.
+          backend: (cmd.optsWithGlobals().backend ?? process.env.FACESTYLE_BACKEND ?? 'wasm') as BackendName,
+          model: opts.model,
+          queueUrl: opts.queueUrl,
+        };
+        const result = await measureBotBurst(options);
+        process.stdout.write(formatBurst(result, options));
+        const late = result.timings.filter((t) => t.ackMs === undefined || t.ackMs > ACK_DEADLINE_MS);
+        if (late.length) process.exitCode = 1;
+      },
+    );
 }

@@ -4,14 +4,23 @@
 // acknowledged" here means every one made Discord's deadline.
 import { describe, expect, it } from 'vitest';
 import { measureBotBurst } from '../../src/bench/bot.ts';
+import { assertRedisUp, REDIS_URL, skipServices } from '../jobs/harness.ts';
 
-describe('a burst of 40 /generate from 10 members', () => {
+// FACESTYLE_SKIP_SERVICES=1 leaves out what needs the Redis server, as the queue suites do.
+const QUEUES = [
+  { queue: 'the embedded queue', queueUrl: undefined },
+  ...(skipServices ? [] : [{ queue: 'BullMQ on Redis', queueUrl: REDIS_URL }]),
+];
+
+describe.each(QUEUES)('a burst of 40 /generate from 10 members through $queue', ({ queueUrl }) => {
   it('acknowledges every one in time, answers the accepted ones and refuses the rest with the quota', async () => {
+    if (queueUrl) await assertRedisUp(queueUrl);
     const { timings } = await measureBotBurst({
       interactions: 40,
       users: 10,
       backend: 'wasm',
       timeoutMs: 90_000,
+      queueUrl,
     });
     expect(timings).toHaveLength(40);
     for (const t of timings) {
