@@ -1,7 +1,9 @@
 // Dataset intake for /finetune: an uploaded archive becomes an aligned, deduplicated dataset folder
-// through src/datasets. Face detection runs TensorFlow.js, so src/datasets is imported only when an
-// admin starts a fine-tune, never at bot start; a job kind run by the worker would keep it out of
-// the bot's process entirely.
+// through src/datasets. Face detection runs in a worker thread of the bot's process, on a
+// TensorFlow.js engine of its own (src/datasets/face-detector.ts), so the bot's event loop keeps
+// answering interactions while an archive is ingested; decoding and alignment (sharp) run on
+// libuv's threads. src/datasets is imported only when an admin starts a fine-tune, never at bot
+// start, and the detection thread starts with the first photo.
 import { join } from 'node:path';
 import type { DatasetIntake, ImportedDataset } from './services.ts';
 

@@ -107,7 +107,10 @@ export interface ToonifyOptions
   previewPath?: string;
   /** Parent of the temporary folder. Default: the OS temporary folder. */
   tempDir?: string;
-  /** Backend for the projection (face detection always runs on wasm). Default: the active one. */
+  /**
+   * Backend for the projection, selected for the whole process. Default: the active one. Face
+   * detection runs in a thread of its own on wasm, whatever this is.
+   */
   backend?: string;
   onProgress?: (progress: ToonifyProgress) => void | Promise<void>;
 }
@@ -422,7 +425,6 @@ export async function toonify(opts: ToonifyOptions): Promise<ToonifyResult> {
   const report: Report = async (progress) => {
     await opts.onProgress?.(progress);
   };
-  const computeBackend = opts.backend ?? tf.getBackend() ?? undefined;
   const resolution = (await readCheckpointInfo(opts.baseCheckpoint)).config.G.resolution;
   const outDir = resolve(opts.outDir);
   await mkdir(outDir, { recursive: true });
@@ -436,8 +438,7 @@ export async function toonify(opts: ToonifyOptions): Promise<ToonifyResult> {
       minFaceSize: opts.minFaceSize,
     });
     await writePng(join(workDir, 'aligned.png'), aligned.image);
-    // Face detection switched the process to wasm; the projection runs where the caller asked.
-    await initBackend(computeBackend);
+    if (opts.backend) await initBackend(opts.backend);
 
     throwIfAborted(opts.signal, steps);
     await report({ stage: 'loading', fraction: SETUP_SHARE / 2 });

@@ -5,7 +5,6 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UserError } from '../../errors.ts';
-import { initBackend } from '../../model/backend.ts';
 import { readCheckpointInfo } from '../../model/checkpoint.ts';
 import type { ModelEntry } from '../../model/registry.ts';
 import { type StyleSwap, type ToonifyProgress, toonify } from '../../model/toonify.ts';
@@ -175,10 +174,6 @@ async function run(
     };
   } catch (err) {
     throw forJobs(err);
-  } finally {
-    // Face detection switches the process to wasm; a failed alignment must not leave this
-    // worker's other jobs there.
-    await initBackend(backend.requested);
   }
 }
 
