@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import { type BackendName, initBackend } from '../model/backend.ts';
 import { defaultGeneratorConfig, type GeneratorConfig } from '../model/config.ts';
+import { imagesPerPass } from '../model/generate.ts';
 import { initParams } from '../model/init.ts';
 import { Generator } from '../model/networks/generator.ts';
 import { disposeParams } from '../model/params.ts';
@@ -33,21 +34,27 @@ export async function benchGenerate(opts: GenerateBenchOptions): Promise<string>
   const G = new Generator(cfg, params);
   const rows: Array<Array<string | number>> = [];
   for (const batch of opts.batches.split(',').map(Number)) {
-    const z = tf.randomNormal([batch, cfg.zDim]) as tf.Tensor2D;
+    // Where one pass of `batch` would not fit (wasm's heap), the batch runs in passes, as the worker does.
+    const perPass = imagesPerPass(cfg, batch);
+    const zs = Array.from({ length: Math.ceil(batch / perPass) }, (_, i) =>
+      tf.randomNormal([Math.min(perPass, batch - i * perPass), cfg.zDim]),
+    ) as tf.Tensor2D[];
     const { perSecond, iters } = await timeIt(
       async () => {
-        const img = G.generate(z, { noiseMode: 'const' });
-        await img.data();
-        img.dispose();
+        for (const z of zs) {
+          const img = G.generate(z, { noiseMode: 'const' });
+          await img.data();
+          img.dispose();
+        }
       },
       { minSeconds: Number(opts.seconds), warmup: Number(opts.warmup), minIters: Number(opts.minIters) },
     );
-    z.dispose();
+    tf.dispose(zs);
     const row = [
       today(),
       info.name,
       `${cfg.resolution} (base ${cfg.channelBase}, max ${cfg.channelMax}, map ${cfg.mappingLayers})`,
-      batch,
+      perPass < batch ? `${batch} (${zs.length} passes of ${perPass})` : batch,
       (perSecond * batch).toFixed(2),
       iters,
     ];

@@ -1,8 +1,37 @@
 // Seeds -> images with a generator, in batches, as NVIDIA's gen_images.py does it: z from
 // numpy's RandomState(seed), noise_mode 'const' by default, truncation psi.
+import { channelsAt, type GeneratorConfig, synthesisResolutions } from './config.ts';
 import type { GenerateOptions, Generator } from './networks/generator.ts';
 import { zFromSeed } from './seeds.ts';
 import { tf } from './tf.ts';
+
+/**
+ * wasm's heap ends at 4 GiB, and a pass that outgrows it aborts with "memory access out of bounds",
+ * leaving the backend unusable: not an error a worker can catch and retry smaller. Half of it for
+ * one pass leaves room for the weights and for fragmentation.
+ */
+const WASM_PASS_BUDGET_BYTES = 2 * 2 ** 30;
+/**
+ * Live float32 feature maps of the largest block, per image, at a synthesis pass's peak (the
+ * up-sampling conv's padded input and its polyphase outputs): measured at 256x256 paper256 sizes,
+ * where 8 images per pass run and 16 abort.
+ */
+const PEAK_MAPS_PER_IMAGE = 8;
+
+/**
+ * How many of `requested` images one synthesis pass may hold on the active backend: all of them,
+ * except on wasm, where the pass must stay inside its heap.
+ */
+export function imagesPerPass(cfg: GeneratorConfig, requested: number, backend = tf.getBackend()): number {
+  if (backend !== 'wasm') return requested;
+  const largestMap = Math.max(
+    ...synthesisResolutions(cfg.resolution).map(
+      (res) => res * res * Math.max(channelsAt(cfg, res), channelsAt(cfg, Math.max(4, res / 2))),
+    ),
+  );
+  const perImage = largestMap * 4 * PEAK_MAPS_PER_IMAGE;
+  return Math.max(1, Math.min(requested, Math.floor(WASM_PASS_BUDGET_BYTES / perImage)));
+}
 
 export interface GenerateBatchOptions extends GenerateOptions {
   batchSize?: number;
@@ -16,7 +45,7 @@ export function seedsToZ(seeds: number[], zDim: number): tf.Tensor2D {
 }
 
 /**
- * Generates one image per seed, `batchSize` at a time. Calls `consume` with each batch's NHWC
+ * Generates one image per seed, `batchSize` at a time (fewer where the backend's memory needs it). Calls `consume` with each batch's NHWC
  * images (raw, roughly [-1, 1]) and disposes them afterwards, so memory stays bounded by a batch.
  */
 export async function generateFromSeeds(
@@ -25,7 +54,8 @@ export async function generateFromSeeds(
   consume: (images: tf.Tensor4D, seeds: number[]) => Promise<void>,
   opts: GenerateBatchOptions = {},
 ): Promise<void> {
-  const { batchSize = 8, onProgress, ...genOpts } = opts;
+  const { onProgress, ...genOpts } = opts;
+  const batchSize = imagesPerPass(G.cfg, opts.batchSize ?? 8);
   for (let start = 0; start < seeds.length; start += batchSize) {
     const batchSeeds = seeds.slice(start, start + batchSize);
     const images = tf.tidy(() =>

@@ -3,7 +3,7 @@
 import { type RgbImage, tensorToRgb } from '../images/tensor-image.ts';
 import { type BlendDirection, blend, orderForDirection } from './blend.ts';
 import type { GeneratorConfig } from './config.ts';
-import { seedsToZ } from './generate.ts';
+import { imagesPerPass, seedsToZ } from './generate.ts';
 import { Generator } from './networks/generator.ts';
 import type { ParamStore } from './params.ts';
 import { tf } from './tf.ts';
@@ -16,12 +16,22 @@ export interface ShowcaseOptions {
 }
 
 async function render(cfg: GeneratorConfig, params: ParamStore, ws: tf.Tensor3D): Promise<RgbImage[]> {
-  const img = tf.tidy(() => new Generator(cfg, params).synthesize(ws, { noiseMode: 'const' }));
-  try {
-    return await tensorToRgb(img);
-  } finally {
-    img.dispose();
+  const G = new Generator(cfg, params);
+  const [n, numW, wDim] = ws.shape;
+  const perPass = imagesPerPass(cfg, n);
+  const images: RgbImage[] = [];
+  for (let start = 0; start < n; start += perPass) {
+    const count = Math.min(perPass, n - start);
+    const img = tf.tidy(() =>
+      G.synthesize(tf.slice(ws, [start, 0, 0], [count, numW, wDim]), { noiseMode: 'const' }),
+    );
+    try {
+      images.push(...(await tensorToRgb(img)));
+    } finally {
+      img.dispose();
+    }
   }
+  return images;
 }
 
 /** ws for `seeds` through the mapping network a blend in `direction` would use (low's). */
