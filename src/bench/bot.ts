@@ -10,10 +10,9 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import type { APIEmbed } from 'discord.js';
 import type { FacestyleBot } from '../bot/client.ts';
-import { UserError } from '../errors.ts';
 import type { LocalJobQueue } from '../jobs/create.ts';
 import type { BackendName } from '../model/backend.ts';
-import { machineDescription, markdownTable, today } from './common.ts';
+import { machineDescription, markdownTable, positiveInt, today } from './common.ts';
 
 /** The parity fixture's 32x32 generator: fast enough that the bot, not the model, is measured. */
 export const TINY_MODEL = fileURLToPath(
@@ -271,13 +270,6 @@ export function formatBurst(result: BotBurstResult, options: BotBurstOptions): s
       : `every interaction acknowledged within ${ACK_DEADLINE_MS / 1000} s: NO, ${late.length} missed it`,
   ];
   return `${lines.join('\n')}\n`;
-}
-
-function positiveInt(flag: string, value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1)
-    throw new UserError(`${flag} must be a whole number >= 1, got "${value}"`);
-  return n;
 }
 
 export function register(bench: Command): void {

@@ -12,7 +12,7 @@ import { BUILTIN_HANDLERS, type JobSystemConfig } from '../jobs/config.ts';
 import type { JobKind } from '../jobs/kinds.ts';
 import type { JobInfo } from '../jobs/types.ts';
 import { defaultStoreUrl } from '../store/keyv.ts';
-import { machineDescription, markdownTable, today } from './common.ts';
+import { machineDescription, markdownTable, positiveInt, today } from './common.ts';
 
 export interface QueueBenchOptions {
   jobs: string;
@@ -143,13 +143,6 @@ export async function measureQueue(options: {
   }
 }
 
-function parsePositive(name: string, text: string): number {
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < 1)
-    throw new UserError(`${name} must be a positive integer, got "${text}"`);
-  return value;
-}
-
 function parsePayload(text: string | undefined): Record<string, unknown> {
   if (text === undefined) return {};
   try {
@@ -191,11 +184,11 @@ export function register(bench: Command): void {
       for (const backend of backends) {
         const common = { backend, queueUrl: opts.queueUrl, handlerModules, kind: opts.kind, payload };
         if (opts.compareBatching) {
-          const jobs = parsePositive('--concurrent', opts.concurrent);
+          const jobs = positiveInt('--concurrent', opts.concurrent);
           runs.push(await measureQueue({ ...common, jobs, maxBatch: 1 }));
           runs.push(await measureQueue({ ...common, jobs }));
         } else {
-          runs.push(await measureQueue({ ...common, jobs: parsePositive('--jobs', opts.jobs) }));
+          runs.push(await measureQueue({ ...common, jobs: positiveInt('--jobs', opts.jobs) }));
         }
       }
       const rows = runs.map((run) => [

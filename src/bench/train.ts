@@ -4,7 +4,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { UserError } from '../errors.ts';
 import { initBackend } from '../model/backend.ts';
 import { defaultDiscriminatorConfig, defaultGeneratorConfig, type ModelConfig } from '../model/config.ts';
 import { initParams } from '../model/init.ts';
@@ -12,7 +11,7 @@ import { Discriminator } from '../model/networks/discriminator.ts';
 import { Generator } from '../model/networks/generator.ts';
 import { TrainingSet } from '../model/train/data.ts';
 import { finetune } from '../model/train/trainer.ts';
-import { machineDescription, markdownTable, today } from './common.ts';
+import { machineDescription, markdownTable, positiveInt, today } from './common.ts';
 
 export interface TrainBenchOptions {
   resolution: number;
@@ -75,13 +74,6 @@ export async function benchTraining(o: TrainBenchOptions): Promise<TrainBenchRes
   const seconds = (times[steps - 2] - times[o.warmup - 1]) / 1000;
   const imagesPerSecond = (stepsTimed * o.batchSize) / seconds;
   return { secondsPerKimg: 1000 / imagesPerSecond, imagesPerSecond, stepsTimed };
-}
-
-function positiveInt(flag: string, value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1)
-    throw new UserError(`${flag} must be a whole number >= 1, got "${value}"`);
-  return n;
 }
 
 export function register(bench: Command): void {
