@@ -3,26 +3,17 @@
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  type APIActionRowComponent,
-  type APIAttachment,
-  type APIButtonComponentWithCustomId,
-  type APIInteraction,
-  type APIMessage,
-  ChannelType,
-  PermissionFlagsBits,
-} from 'discord.js';
+import { type APIAttachment, type APIInteraction, ChannelType, PermissionFlagsBits } from 'discord.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QuotaExceededError } from '../../src/jobs/errors.ts';
 import type { JobInfo } from '../../src/jobs/types.ts';
 import {
   MEMBER_PERMISSIONS,
-  MessageFlag,
   makeUser,
   option,
   watchOutboundConnections,
 } from '../support/fake-discord/index.ts';
-import { ADMIN_ROLE_ID, BotHarness, solidPng } from './support/harness.ts';
+import { ADMIN_ROLE_ID, BotHarness, buttons, isEphemeral, solidPng } from './support/harness.ts';
 
 const watch = watchOutboundConnections();
 let h: BotHarness;
@@ -35,16 +26,6 @@ afterAll(async () => {
   await h?.close();
   watch.stop();
 });
-
-function buttons(message: APIMessage | undefined): APIButtonComponentWithCustomId[] {
-  return (message?.components ?? []).flatMap(
-    (row) => (row as APIActionRowComponent<APIButtonComponentWithCustomId>).components,
-  );
-}
-
-function isEphemeral(message: APIMessage | undefined): boolean {
-  return ((message?.flags ?? 0) & MessageFlag.Ephemeral) !== 0;
-}
 
 /** The single job the bot submitted since `before` jobs existed. */
 function newestJob(): JobInfo {

@@ -3,17 +3,12 @@
 // and the photo gone once the job ends. Refusals answer privately and download nothing they need not.
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type {
-  APIActionRowComponent,
-  APIAttachment,
-  APIButtonComponentWithCustomId,
-  APIMessage,
-} from 'discord.js';
+import type { APIAttachment } from 'discord.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toonifyPhotosDir } from '../../src/jobs/toonify-photos.ts';
 import type { JobInfo } from '../../src/jobs/types.ts';
-import { MessageFlag, makeUser, option, watchOutboundConnections } from '../support/fake-discord/index.ts';
-import { BotHarness, solidPng } from './support/harness.ts';
+import { makeUser, option, watchOutboundConnections } from '../support/fake-discord/index.ts';
+import { BotHarness, buttons, isEphemeral, solidPng } from './support/harness.ts';
 
 const watch = watchOutboundConnections();
 let h: BotHarness;
@@ -28,16 +23,6 @@ afterAll(async () => {
   await h?.close();
   watch.stop();
 });
-
-function buttons(message: APIMessage | undefined): APIButtonComponentWithCustomId[] {
-  return (message?.components ?? []).flatMap(
-    (row) => (row as APIActionRowComponent<APIButtonComponentWithCustomId>).components,
-  );
-}
-
-function isEphemeral(message: APIMessage | undefined): boolean {
-  return ((message?.flags ?? 0) & MessageFlag.Ephemeral) !== 0;
-}
 
 function toonifyJobs(): JobInfo[] {
   return [...h.services.jobs.jobs.values()].filter((j) => j.kind === 'toonify');

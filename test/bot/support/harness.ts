@@ -4,7 +4,12 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { APIInteraction } from 'discord.js';
+import type {
+  APIActionRowComponent,
+  APIButtonComponentWithCustomId,
+  APIInteraction,
+  APIMessage,
+} from 'discord.js';
 import sharp from 'sharp';
 import { type BotTiming, FacestyleBot, type InteractionOutcome } from '../../../src/bot/client.ts';
 import type { BotConfig } from '../../../src/bot/config.ts';
@@ -15,6 +20,7 @@ import {
   FakeDiscord,
   type FakeDiscordOptions,
   type InteractionRecord,
+  MessageFlag,
 } from '../../support/fake-discord/index.ts';
 import { MemoryCatalog, MemoryJobs, RecordingDatasets } from './memory-services.ts';
 
@@ -121,4 +127,15 @@ export async function noisyPng(width: number, height: number): Promise<Buffer> {
   return sharp(randomBytes(width * height * 3), { raw: { width, height, channels: 3 } })
     .png()
     .toBuffer();
+}
+
+/** The buttons of a message, across its action rows. */
+export function buttons(message: APIMessage | undefined): APIButtonComponentWithCustomId[] {
+  return (message?.components ?? []).flatMap(
+    (row) => (row as APIActionRowComponent<APIButtonComponentWithCustomId>).components,
+  );
+}
+
+export function isEphemeral(message: APIMessage | undefined): boolean {
+  return ((message?.flags ?? 0) & MessageFlag.Ephemeral) !== 0;
 }
