@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { readCurve, register } from '../../src/cli/commands/finetune.ts';
 import { UserError } from '../../src/errors.ts';
 import { readCheckpointInfo } from '../../src/model/checkpoint.ts';
+import { ModelRegistry } from '../../src/model/registry.ts';
 
 let workDir: string;
 let dataDir: string;
@@ -77,7 +78,7 @@ describe('facestyle finetune', () => {
       ]),
     );
     const info = await readCheckpointInfo(join(out, 'snapshot-epoch00002.safetensors'));
-    expect(info.meta).toMatchObject({ name: 'run-epoch2', kind: 'finetune', epoch: 2 });
+    expect(info.meta).toMatchObject({ name: 'run', kind: 'finetune', epoch: 2 });
     expect(info.meta.parent).toBeUndefined();
     const lines = (await readFile(join(out, 'progress.jsonl'), 'utf8')).trim().split('\n');
     expect(lines).toHaveLength(4); // 2 epochs x 8 items (mirrored) / batch 4
@@ -87,6 +88,11 @@ describe('facestyle finetune', () => {
     const second = await run([...SCRATCH, ...common, '--epochs', '3']);
     expect(second).toMatch(/finished at epoch 3\/3 .*resumed from .*snapshot-epoch00002/);
     expect((await readdir(out)).filter((f) => f.endsWith('.safetensors'))).toHaveLength(3);
+    // The snapshots are one model by epoch, as /blend epochs:N looks them up.
+    const registry = new ModelRegistry([out]);
+    expect((await registry.snapshots('run')).map((s) => s.epoch)).toEqual([1, 2, 3]);
+    expect((await registry.snapshotAt('run', 2)).path).toBe(join(out, 'snapshot-epoch00002.safetensors'));
+    expect((await registry.resolve('run')).epoch).toBe(3);
     const curve = await readCurve(join(out, 'progress.jsonl'));
     expect(curve.map((p) => p.kimg)).toEqual([0.004, 0.008, 0.012, 0.016, 0.02, 0.024]);
   });

@@ -547,7 +547,9 @@ class TrainingRun {
     await saveCheckpoint(path, {
       config: { G: this.gCfg, D: this.dCfg },
       meta: {
-        name: `${this.opts.name}-epoch${epoch}`,
+        // One name for every snapshot of a run (the epoch is its own field): the registry groups
+        // snapshots by name, which is how `/blend epochs:N` finds epoch N of a fine-tune.
+        name: this.opts.name,
         kind: 'finetune',
         parent: this.opts.parent,
         datasetId: this.opts.data.id,
