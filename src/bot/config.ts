@@ -26,6 +26,8 @@ export interface BotConfig extends DiscordCredentials {
   contestSchedule?: string;
   /** How long /toonify photos are kept after their job (FACESTYLE_TOONIFY_KEEP_PHOTOS_HOURS); absent: 0. */
   toonifyPhotoRetentionMs?: number;
+  /** Fewest usable faces a /finetune dataset needs (FACESTYLE_MIN_DATASET_IMAGES); absent: 50. */
+  minDatasetImages?: number;
 }
 
 /** Every configuration problem found, one line each. */
@@ -174,6 +176,12 @@ export function loadBotConfig(env: Env = process.env): BotConfig {
   const contestSchedule = contestOff ? undefined : contestCron;
   const retentionProblem = photoRetentionProblem(env[KEEP_PHOTOS_ENV]);
   if (retentionProblem) problems.push(retentionProblem);
+  const minDatasetImages = env.FACESTYLE_MIN_DATASET_IMAGES?.trim() || undefined;
+  if (minDatasetImages !== undefined && !/^[1-9]\d*$/.test(minDatasetImages)) {
+    problems.push(
+      `FACESTYLE_MIN_DATASET_IMAGES must be a whole number of at least 1, got "${minDatasetImages}"`,
+    );
+  }
   if (problems.length) throw new ConfigError(problems);
   const toonifyPhotoRetentionMs = photoRetentionMs(env);
   return {
@@ -184,5 +192,6 @@ export function loadBotConfig(env: Env = process.env): BotConfig {
     adminRoleIds,
     contestSchedule,
     ...(toonifyPhotoRetentionMs ? { toonifyPhotoRetentionMs } : {}),
+    ...(minDatasetImages ? { minDatasetImages: Number(minDatasetImages) } : {}),
   };
 }

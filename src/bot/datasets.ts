@@ -11,7 +11,11 @@ import type { DatasetIntake, ImportedDataset } from './services.ts';
 export const MIN_DATASET_IMAGES = 50;
 
 export class ArchiveDatasetIntake implements DatasetIntake {
-  constructor(private readonly datasetsDir: string) {}
+  constructor(
+    private readonly datasetsDir: string,
+    /** FACESTYLE_MIN_DATASET_IMAGES: fewer usable faces refuse the fine-tune. */
+    private readonly minImages = MIN_DATASET_IMAGES,
+  ) {}
 
   async importArchive(
     archivePath: string,
@@ -23,10 +27,15 @@ export class ArchiveDatasetIntake implements DatasetIntake {
       outDir: join(this.datasetsDir, options.name),
       resolution: options.resolution,
       align: 'faces',
-      minImages: MIN_DATASET_IMAGES,
+      minImages: this.minImages,
       onProgress: (p) =>
         options.onProgress?.(p.total ? p.done / p.total : 0, `${p.done} images read, ${p.kept} faces kept`),
     });
-    return { datasetDir: report.outDir, images: report.kept, skipped: report.sources - report.kept };
+    return {
+      datasetDir: report.outDir,
+      images: report.kept,
+      skipped: report.sources - report.kept,
+      ...(report.contactSheet ? { contactSheet: report.contactSheet } : {}),
+    };
   }
 }

@@ -45,6 +45,8 @@ export interface ImportedDataset {
   images: number;
   /** Entries skipped (not an image, no face, duplicate), for the summary. */
   skipped: number;
+  /** A PNG of the kept faces, for the admin to check before the training starts. */
+  contactSheet?: string;
 }
 
 export interface DatasetIntake {

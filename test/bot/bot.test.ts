@@ -483,6 +483,17 @@ describe('/finetune', () => {
     const job = newestJob();
     expect(job.kind).toBe('finetune');
     expect(job.payload).toMatchObject({ base: 'ffhq256', epochs: 10, snapshotEvery: 2 });
+    // Before the job was submitted, the admin got the counts and the contact sheet of the kept faces.
+    const sheetEdit = h.fake
+      .requestsTo('/webhooks/:applicationId/:token/messages/:messageId', 'PATCH')
+      .find((r) => r.params.token === record.raw.token && r.files.length === 1);
+    expect(sheetEdit?.files[0]).toMatchObject({ filename: 'contact-sheet.png' });
+    expect(sheetEdit!.files[0].bytes.equals(h.services.datasets.contactSheetPng)).toBe(true);
+    expect(sheetEdit!.at).toBeLessThanOrEqual(h.services.jobs.jobs.get(job.id)!.createdAt);
+    expect(String((sheetEdit!.body as { content?: string }).content)).toMatch(/120 faces kept, 3 skipped/);
+    expect(h.fake.originalMessage(record.raw.id)!.attachments.map((a) => a.filename)).toEqual([
+      'contact-sheet.png',
+    ]);
     const messageId = job.meta.statusMessageId;
     const posted = h.fake.requestsTo('/channels/:channelId/messages', 'POST').at(-1)!;
     expect(posted.auth).toBe('bot');

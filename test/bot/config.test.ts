@@ -67,6 +67,16 @@ describe('loadBotConfig', () => {
     ]);
   });
 
+  it('takes the fewest faces a /finetune dataset needs from FACESTYLE_MIN_DATASET_IMAGES', () => {
+    expect(loadBotConfig(GOOD).minDatasetImages).toBeUndefined();
+    expect(loadBotConfig({ ...GOOD, FACESTYLE_MIN_DATASET_IMAGES: '200' }).minDatasetImages).toBe(200);
+    for (const bad of ['0', '-3', 'many', '2.5']) {
+      expect(problemsOf({ ...GOOD, FACESTYLE_MIN_DATASET_IMAGES: bad })).toEqual([
+        `FACESTYLE_MIN_DATASET_IMAGES must be a whole number of at least 1, got "${bad}"`,
+      ]);
+    }
+  });
+
   it('accepts a Redis queue URL and every backend name', () => {
     expect(
       loadBotConfig({ ...GOOD, FACESTYLE_QUEUE_URL: 'rediss://:pw@redis.example:6380/2' }).queueUrl,

@@ -167,6 +167,13 @@ async function run(interaction: ChatInputCommandInteraction, ctx: InteractionCon
           status.show({ embeds: [stageEmbed(name, text)], components: [] }).catch(() => {});
         },
       });
+      // The admin sees what the model will learn from before it starts (and can /cancel it).
+      await ctx.respond.send({
+        content: `Dataset for **${name}**: ${imported.images} faces kept, ${imported.skipped} skipped${imported.contactSheet ? ' (the kept faces below)' : ''}. Starting the fine-tune…`,
+        files: imported.contactSheet
+          ? [{ attachment: imported.contactSheet, name: 'contact-sheet.png' }]
+          : [],
+      });
       const job = await ctx.services.jobs.submit({
         kind: 'finetune',
         payload: {

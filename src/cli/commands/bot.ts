@@ -41,7 +41,7 @@ export async function runBot(): Promise<void> {
     services: {
       jobs: queue,
       models: new RegistryModelCatalog(registry, runsDir, process.env.FACESTYLE_DEFAULT_MODEL || undefined),
-      datasets: new ArchiveDatasetIntake(join(config.dataDir, 'datasets')),
+      datasets: new ArchiveDatasetIntake(join(config.dataDir, 'datasets'), config.minDatasetImages),
       votes,
     },
   });

@@ -60,7 +60,7 @@ export class BotHarness {
     const services = {
       jobs: new MemoryJobs(),
       models: new MemoryCatalog(TEST_MODELS, dataDir),
-      datasets: new RecordingDatasets(dataDir),
+      datasets: new RecordingDatasets(dataDir, await solidPng(96, 64, [90, 60, 200])),
       votes: VoteStore.open(join(dataDir, 'votes.sqlite')),
     };
     const config: BotConfig = {

@@ -1,7 +1,7 @@
 // In-memory services for bot tests: a job queue whose jobs the test moves along (start, progress,
 // complete, fail) with the real queue's rules (kind validation, positions, owner-only cancel, events
 // for every change), a model catalogue and a dataset intake that records what it was given.
-import { mkdirSync, statSync } from 'node:fs';
+import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type {
   BotJobs,
@@ -218,7 +218,11 @@ export class MemoryCatalog implements ModelCatalog {
 export class RecordingDatasets implements DatasetIntake {
   readonly imported: Array<{ archivePath: string; name: string; resolution: number; bytes: number }> = [];
 
-  constructor(private readonly dataDir: string) {}
+  constructor(
+    private readonly dataDir: string,
+    /** What the contact sheet of every import holds. */
+    readonly contactSheetPng: Buffer,
+  ) {}
 
   async importArchive(
     archivePath: string,
@@ -230,6 +234,10 @@ export class RecordingDatasets implements DatasetIntake {
       resolution: options.resolution,
       bytes: statSync(archivePath).size,
     });
-    return { datasetDir: join(this.dataDir, 'datasets', options.name), images: 120, skipped: 3 };
+    const datasetDir = join(this.dataDir, 'datasets', options.name);
+    mkdirSync(datasetDir, { recursive: true });
+    const contactSheet = join(datasetDir, 'contact-sheet.png');
+    writeFileSync(contactSheet, this.contactSheetPng);
+    return { datasetDir, images: 120, skipped: 3, contactSheet };
   }
 }
