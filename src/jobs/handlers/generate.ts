@@ -11,62 +11,65 @@ import type { WorkerModels } from './models.ts';
 const MAX_IMAGES_PER_PASS = Number(process.env.FACESTYLE_GENERATE_BATCH ?? 16);
 
 export function generateHandler(models: WorkerModels): BatchHandler<JobKinds, 'generate'> {
-  return async (items, batch) => {
-    const first = items[0].payload;
-    const { G, checkpoint } = await models.generator(first.checkpoint);
-    const allSeeds = items.flatMap((item) => item.payload.seeds);
-    const images: RgbImage[] = [];
-    const started = Date.now();
-    await generateFromSeeds(
-      G,
-      allSeeds,
-      async (batchImages) => {
-        batch.signal.throwIfAborted();
-        images.push(...(await tensorToRgb(batchImages)));
-      },
-      {
-        psi: first.psi,
-        noiseMode: first.noiseMode ?? 'const',
-        batchSize: MAX_IMAGES_PER_PASS,
-        onProgress: (done, total) => {
-          const elapsed = (Date.now() - started) / 1000;
-          batch.progress({
-            fraction: (0.9 * done) / total,
-            stage: `generated ${done}/${total} images`,
-            etaSeconds: done ? (elapsed / done) * (total - done) : undefined,
-          });
+  return (items, batch) =>
+    models.withScope(async (scope) => {
+      const first = items[0].payload;
+      const { G, checkpoint } = await scope.generator(first.checkpoint);
+      const allSeeds = items.flatMap((item) => item.payload.seeds);
+      const images: RgbImage[] = [];
+      const started = Date.now();
+      await generateFromSeeds(
+        G,
+        allSeeds,
+        async (batchImages) => {
+          batch.signal.throwIfAborted();
+          images.push(...(await tensorToRgb(batchImages)));
         },
-      },
-    );
+        {
+          psi: first.psi,
+          noiseMode: first.noiseMode ?? 'const',
+          batchSize: MAX_IMAGES_PER_PASS,
+          onProgress: (done, total) => {
+            const elapsed = (Date.now() - started) / 1000;
+            batch.progress({
+              fraction: (0.9 * done) / total,
+              stage: `generated ${done}/${total} images`,
+              etaSeconds: done ? (elapsed / done) * (total - done) : undefined,
+            });
+          },
+        },
+      );
 
-    const results: Array<GenerateResult | Error> = [];
-    let offset = 0;
-    for (const { payload, ctx } of items) {
-      const own = images.slice(offset, offset + payload.seeds.length);
-      offset += payload.seeds.length;
-      try {
-        const imagePaths: string[] = [];
-        for (const [i, image] of own.entries()) {
-          const encoded = await encodeUnderLimit(image);
-          imagePaths.push(await writeImage(join(ctx.artifactsDir, `seed-${payload.seeds[i]}.png`), encoded));
+      const results: Array<GenerateResult | Error> = [];
+      let offset = 0;
+      for (const { payload, ctx } of items) {
+        const own = images.slice(offset, offset + payload.seeds.length);
+        offset += payload.seeds.length;
+        try {
+          const imagePaths: string[] = [];
+          for (const [i, image] of own.entries()) {
+            const encoded = await encodeUnderLimit(image);
+            imagePaths.push(
+              await writeImage(join(ctx.artifactsDir, `seed-${payload.seeds[i]}.png`), encoded),
+            );
+          }
+          let gridPath: string | undefined;
+          if (payload.grid ?? true) {
+            const grid = await renderGrid({
+              tiles: own,
+              columns: Math.ceil(Math.sqrt(own.length)),
+              tileLabels: payload.seeds.map((s) => `seed ${s}`),
+              title: `${checkpoint.meta.name} · psi ${payload.psi}`,
+              tileSize: Math.max(128, checkpoint.config.G.resolution),
+            });
+            gridPath = await writeImage(join(ctx.artifactsDir, 'grid.png'), await encodeUnderLimit(grid));
+          }
+          results.push({ imagePaths, gridPath });
+        } catch (err) {
+          results.push(err as Error);
         }
-        let gridPath: string | undefined;
-        if (payload.grid ?? true) {
-          const grid = await renderGrid({
-            tiles: own,
-            columns: Math.ceil(Math.sqrt(own.length)),
-            tileLabels: payload.seeds.map((s) => `seed ${s}`),
-            title: `${checkpoint.meta.name} · psi ${payload.psi}`,
-            tileSize: Math.max(128, checkpoint.config.G.resolution),
-          });
-          gridPath = await writeImage(join(ctx.artifactsDir, 'grid.png'), await encodeUnderLimit(grid));
-        }
-        results.push({ imagePaths, gridPath });
-      } catch (err) {
-        results.push(err as Error);
       }
-    }
-    batch.progress({ fraction: 1, stage: 'done' });
-    return results;
-  };
+      batch.progress({ fraction: 1, stage: 'done' });
+      return results;
+    });
 }

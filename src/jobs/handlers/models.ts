@@ -9,11 +9,17 @@ import {
 } from '../../model/checkpoint.ts';
 import { Generator } from '../../model/networks/generator.ts';
 import { ModelRegistry, modelDirs } from '../../model/registry.ts';
-import { WarmCache } from '../warm-cache.ts';
+import { type Lease, WarmCache } from '../warm-cache.ts';
 
 export interface LoadedGenerator {
   checkpoint: Checkpoint;
   G: Generator;
+}
+
+export interface JobModels {
+  /** A generator by model name or checkpoint path, kept loaded for the rest of the job. */
+  generator(nameOrPath: string): Promise<LoadedGenerator>;
+  release(): Promise<void>;
 }
 
 export class WorkerModels {
@@ -32,14 +38,37 @@ export class WorkerModels {
     return this.backend;
   }
 
-  /** A generator by model name or checkpoint path. */
-  async generator(nameOrPath: string): Promise<LoadedGenerator> {
-    await this.ensureBackend();
-    const entry = await this.registry.resolve(nameOrPath);
-    return this.cache.get(entry.path, async () => {
-      const checkpoint = await loadImageGenerator(entry.path);
-      return { checkpoint, G: new Generator(checkpoint.config.G, generatorParams(checkpoint)) };
-    });
+  /**
+   * The models of one job: every generator it asks for stays loaded until `release`, however many
+   * it needs (the warm cache may not evict them under it).
+   */
+  scope(): JobModels {
+    const leases: Array<Lease<LoadedGenerator>> = [];
+    return {
+      generator: async (nameOrPath) => {
+        await this.ensureBackend();
+        const entry = await this.registry.resolve(nameOrPath);
+        const lease = await this.cache.lease(entry.path, async () => {
+          const checkpoint = await loadImageGenerator(entry.path);
+          return { checkpoint, G: new Generator(checkpoint.config.G, generatorParams(checkpoint)) };
+        });
+        leases.push(lease);
+        return lease.value;
+      },
+      release: async () => {
+        await Promise.all(leases.splice(0).map((lease) => lease.release()));
+      },
+    };
+  }
+
+  /** Runs `work` with a scope of its own, released when it ends however it ends. */
+  async withScope<T>(work: (models: JobModels) => Promise<T>): Promise<T> {
+    const scope = this.scope();
+    try {
+      return await work(scope);
+    } finally {
+      await scope.release();
+    }
   }
 
   /** Drops every warm model (after an out-of-memory error). */
