@@ -5,7 +5,7 @@
 // The per-layer noise inputs are switched off (noise_strength 0) in what is published: in these
 // short runs G came to lean on them for texture, which at 32x32 reads as speckle over every face
 // (docs/demo-models.md shows the same snapshot with and without them). Everything else is as trained.
-import { readdir } from 'node:fs/promises';
+import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { initBackend } from '../src/model/backend.ts';
 import {
@@ -33,6 +33,7 @@ function published(meta: CheckpointMeta, name: string, kind: CheckpointMeta['kin
 
 const [basePath, styleRun] = process.argv.slice(2);
 await initBackend('cpu');
+await mkdir('checkpoints', { recursive: true });
 const base = await loadCheckpoint(basePath);
 await saveCheckpoint(
   `checkpoints/${BASE}.safetensors`,
