@@ -15,23 +15,13 @@ import {
   pyGlobal,
   pyTuple,
 } from './pickle-writer.ts';
-import { TORCH_MAGIC_NUMBER } from './torch-pickle.ts';
+import { contiguousStrides, TORCH_MAGIC_NUMBER } from './torch-pickle.ts';
 import { orderedDictNode } from './torch-save.ts';
 
 /** A float32 tensor in PyTorch layout. */
 export interface TorchArray {
   shape: number[];
   data: Float32Array;
-}
-
-export function contiguousStrides(shape: readonly number[]): number[] {
-  const strides = new Array<number>(shape.length);
-  let step = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    strides[i] = step;
-    step *= shape[i];
-  }
-  return strides;
 }
 
 export function bytesOf(values: Float32Array): Uint8Array {

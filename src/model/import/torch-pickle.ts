@@ -458,7 +458,8 @@ export function nestedStorage(bytes: Uint8Array, source: string, depth = 1): Tor
 
 const HOST_IS_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
-function contiguousStrides(shape: readonly number[]): number[] {
+/** Row-major strides of a contiguous tensor, as torch computes them. */
+export function contiguousStrides(shape: readonly number[]): number[] {
   const strides = new Array<number>(shape.length);
   let step = 1;
   for (let i = shape.length - 1; i >= 0; i--) {

@@ -10,21 +10,12 @@ import {
   pyGlobal,
   pyTuple,
 } from './pickle-writer.ts';
+import { contiguousStrides } from './torch-pickle.ts';
 import { writeStoredZip, type ZipRecordToWrite } from './zip.ts';
 
 const ARCHIVE = 'archive';
 /** The zip layout version torch writes for ordinary tensors. */
 const FILE_FORMAT_VERSION = '3\n';
-
-function contiguousStrides(shape: readonly number[]): number[] {
-  const strides = new Array<number>(shape.length);
-  let step = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    strides[i] = step;
-    step *= shape[i];
-  }
-  return strides;
-}
 
 /**
  * `torch._utils._rebuild_tensor_v2(storage, 0, shape, stride, False, OrderedDict())` for a

@@ -4,7 +4,6 @@
 import { fileURLToPath } from 'node:url';
 import {
   bytesOf,
-  contiguousStrides,
   type ModuleNode,
   type NetworkPickleParts,
   decorateDiscriminator as recordDiscriminator,
@@ -21,7 +20,7 @@ import {
   pyGlobal,
   pyTuple,
 } from '../../../src/model/import/pickle-writer.ts';
-import { TORCH_MAGIC_NUMBER } from '../../../src/model/import/torch-pickle.ts';
+import { contiguousStrides, TORCH_MAGIC_NUMBER } from '../../../src/model/import/torch-pickle.ts';
 import { orderedDictNode } from '../../../src/model/import/torch-save.ts';
 import { SafetensorsReader } from '../../../src/model/safetensors.ts';
 
