@@ -32,6 +32,20 @@ async function run(args: string[]): Promise<string> {
   return out.join('');
 }
 
+/** A run of 4 images a step into `out`, a snapshot and preview every epoch. */
+const runArgs = (out: string, previewSeeds: string) => [
+  '--data',
+  dataDir,
+  '--out',
+  out,
+  '--batch',
+  '4',
+  '--snapshot-every',
+  '1',
+  '--preview-seeds',
+  previewSeeds,
+];
+
 const SCRATCH = ['--resolution', '8', '--cbase', '128', '--cmax', '16', '--z-dim', '8', '--w-dim', '8'];
 
 beforeAll(async () => {
@@ -52,18 +66,7 @@ afterAll(async () => {
 describe('facestyle finetune', () => {
   it('trains from scratch with snapshots, previews, a progress log and a loss curve, then resumes', async () => {
     const out = join(workDir, 'run');
-    const common = [
-      '--data',
-      dataDir,
-      '--out',
-      out,
-      '--batch',
-      '4',
-      '--snapshot-every',
-      '1',
-      '--preview-seeds',
-      '0-3',
-    ];
+    const common = runArgs(out, '0-3');
     const first = await run([...SCRATCH, ...common, '--epochs', '2']);
     expect(first).toMatch(/finished at epoch 2\/2/);
     const files = (await readdir(out)).sort();
@@ -102,25 +105,7 @@ describe('facestyle finetune', () => {
     const bin = fileURLToPath(new URL('../../bin/facestyle.js', import.meta.url));
     const child = spawn(
       process.execPath,
-      [
-        bin,
-        '--backend',
-        'wasm',
-        'finetune',
-        ...SCRATCH,
-        '--data',
-        dataDir,
-        '--out',
-        out,
-        '--batch',
-        '4',
-        '--snapshot-every',
-        '1',
-        '--preview-seeds',
-        '0',
-        '--epochs',
-        '1000',
-      ],
+      [bin, '--backend', 'wasm', 'finetune', ...SCRATCH, ...runArgs(out, '0'), '--epochs', '1000'],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let stdout = '';
