@@ -13,7 +13,7 @@ import {
   disposeCheckpoint,
   loadCheckpoint,
   saveCheckpoint,
-} from '../src/model/checkpoint.ts';
+} from '../src/model/checkpoint/io.ts';
 import type { ParamStore } from '../src/model/params.ts';
 import { tf } from '../src/model/tf.ts';
 

@@ -9,24 +9,24 @@ import { encodeUnderLimit } from '../src/images/encode.ts';
 import { renderGrid } from '../src/images/grid.ts';
 import { initBackend } from '../src/model/backend.ts';
 import {
+  generatorParams,
+  loadImageGenerator,
+  readCheckpointInfo,
+  saveCheckpoint,
+} from '../src/model/checkpoint/io.ts';
+import { defaultGeneratorConfig } from '../src/model/config.ts';
+import { Generator } from '../src/model/networks/generator.ts';
+import type { ParamStore } from '../src/model/params.ts';
+import { tf } from '../src/model/tf.ts';
+import {
   BlendError,
   blend,
   blendCheckpoints,
   blockResolution,
   highWeight,
   orderForDirection,
-} from '../src/model/blend.ts';
-import {
-  generatorParams,
-  loadImageGenerator,
-  readCheckpointInfo,
-  saveCheckpoint,
-} from '../src/model/checkpoint.ts';
-import { defaultGeneratorConfig } from '../src/model/config.ts';
-import { Generator } from '../src/model/networks/generator.ts';
-import type { ParamStore } from '../src/model/params.ts';
-import { blendMatrix } from '../src/model/showcase.ts';
-import { tf } from '../src/model/tf.ts';
+} from '../src/pipelines/blend.ts';
+import { blendMatrix } from '../src/pipelines/showcase.ts';
 import { loadParityFixture, maxAbsDiff, type ParityFixture } from './support/fixture.ts';
 
 let fx: ParityFixture;

@@ -17,9 +17,9 @@ import {
   loadImageGenerator,
   readCheckpointInfo,
   saveCheckpoint,
-} from '../src/model/checkpoint.ts';
+} from '../src/model/checkpoint/io.ts';
+import { SafetensorsReader, writeSafetensors } from '../src/model/checkpoint/safetensors.ts';
 import { defaultGeneratorConfig, type ModelConfig, paper256Config } from '../src/model/config.ts';
-import { SafetensorsReader, writeSafetensors } from '../src/model/safetensors.ts';
 
 const FIXTURE_DIR = new URL('./fixtures/sg2_tiny/', import.meta.url).pathname;
 const MODEL = join(FIXTURE_DIR, 'model.safetensors');

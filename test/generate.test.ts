@@ -2,7 +2,7 @@
 // (seen at 256x256 paper256 sizes with 16 images), so generation splits big batches there.
 import { describe, expect, it } from 'vitest';
 import { defaultGeneratorConfig, paper256Config } from '../src/model/config.ts';
-import { imagesPerPass } from '../src/model/generate.ts';
+import { imagesPerPass } from '../src/model/sampling.ts';
 
 describe('imagesPerPass', () => {
   const paper256 = paper256Config().G;

@@ -1,10 +1,10 @@
 // Network construction: the parameter set a Generator/Discriminator declares is exactly the official
 // state_dict (so fresh models save and official weights load), and shapes are asserted on use.
 import { describe, expect, it } from 'vitest';
-import { discriminatorTorchShapes, generatorTorchShapes } from '../src/model/checkpoint.ts';
+import { discriminatorTorchShapes, generatorTorchShapes } from '../src/model/checkpoint/io.ts';
+import { tfShapeOf } from '../src/model/checkpoint/layout.ts';
 import { defaultDiscriminatorConfig, defaultGeneratorConfig, numWs } from '../src/model/config.ts';
 import { initParams } from '../src/model/init.ts';
-import { tfShapeOf } from '../src/model/layout.ts';
 import { Discriminator } from '../src/model/networks/discriminator.ts';
 import { Generator } from '../src/model/networks/generator.ts';
 import { tf } from '../src/model/tf.ts';

@@ -12,7 +12,7 @@ import {
   SafetensorsReader,
   writeSafetensors,
   writeSafetensorsStreamed,
-} from '../src/model/safetensors.ts';
+} from '../src/model/checkpoint/safetensors.ts';
 
 let dir: string;
 beforeAll(async () => {

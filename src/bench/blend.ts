@@ -5,12 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { initBackend } from '../model/backend.ts';
-import { blend, blendCheckpoints } from '../model/blend.ts';
-import { generatorParams, loadImageGenerator, saveCheckpoint } from '../model/checkpoint.ts';
+import { generatorParams, loadImageGenerator, saveCheckpoint } from '../model/checkpoint/io.ts';
 import { defaultGeneratorConfig } from '../model/config.ts';
 import { initParams } from '../model/init.ts';
 import { Generator } from '../model/networks/generator.ts';
 import { tf } from '../model/tf.ts';
+import { blend, blendCheckpoints } from '../pipelines/blend.ts';
 import { machineDescription, markdownTable, today } from './common.ts';
 
 function median(xs: number[]): number {

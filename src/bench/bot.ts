@@ -125,10 +125,10 @@ export async function measureBotBurst(options: BotBurstOptions): Promise<BotBurs
   ] = await Promise.all([
     import('../../test/support/fake-discord/index.ts'),
     import('../bot/client.ts'),
-    import('../bot/votes.ts'),
+    import('../store/votes.ts'),
     import('../bot/catalog.ts'),
     import('../bot/datasets.ts'),
-    import('../model/registry.ts'),
+    import('../pipelines/registry.ts'),
     import('../jobs/config.ts'),
     import('../jobs/create.ts'),
   ]);

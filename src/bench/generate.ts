@@ -3,10 +3,10 @@
 import type { Command } from 'commander';
 import { type BackendName, initBackend } from '../model/backend.ts';
 import { defaultGeneratorConfig, type GeneratorConfig } from '../model/config.ts';
-import { imagesPerPass } from '../model/generate.ts';
 import { initParams } from '../model/init.ts';
 import { Generator } from '../model/networks/generator.ts';
 import { disposeParams } from '../model/params.ts';
+import { imagesPerPass } from '../model/sampling.ts';
 import { tf } from '../model/tf.ts';
 import { machineDescription, markdownTable, timeIt, today } from './common.ts';
 

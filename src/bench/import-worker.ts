@@ -3,7 +3,7 @@
 // importer's report and the process's peak RSS back over IPC.
 import { readFileSync } from 'node:fs';
 import { initBackend } from '../model/backend.ts';
-import type { ConfigHints } from '../model/checkpoint.ts';
+import type { ConfigHints } from '../model/checkpoint/io.ts';
 import { type ImportReport, importWeights } from '../model/import/importer.ts';
 
 export interface ImportJob {

@@ -15,7 +15,8 @@ import {
   discriminatorTorchShapes,
   generatorTorchShapes,
   saveCheckpoint,
-} from '../model/checkpoint.ts';
+} from '../model/checkpoint/io.ts';
+import { tfToTorch } from '../model/checkpoint/layout.ts';
 import { paper256Config } from '../model/config.ts';
 import { exportCheckpoint } from '../model/import/exporter.ts';
 import {
@@ -26,7 +27,6 @@ import {
   type TorchArray,
 } from '../model/import/network-pickle-writer.ts';
 import { initParams } from '../model/init.ts';
-import { tfToTorch } from '../model/layout.ts';
 import { Discriminator } from '../model/networks/discriminator.ts';
 import { Generator } from '../model/networks/generator.ts';
 import { disposeParams, type ParamStore } from '../model/params.ts';

@@ -9,8 +9,8 @@ import { initParams } from '../model/init.ts';
 import { Discriminator } from '../model/networks/discriminator.ts';
 import { Generator } from '../model/networks/generator.ts';
 import { disposeParams } from '../model/params.ts';
-import { type ProjectOptions, project, wStatistics } from '../model/project.ts';
 import { tf } from '../model/tf.ts';
+import { type ProjectOptions, project, wStatistics } from '../pipelines/projection.ts';
 import { machineDescription, markdownTable, today } from './common.ts';
 
 interface ProjectBenchOptions {

@@ -3,8 +3,8 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UserError } from '../errors.ts';
-import type { CheckpointKind } from '../model/checkpoint.ts';
-import type { ModelRegistry } from '../model/registry.ts';
+import type { CheckpointKind } from '../model/checkpoint/io.ts';
+import type { ModelRegistry } from '../pipelines/registry.ts';
 import type { ModelCatalog, ModelKind, ModelSummary } from './services.ts';
 
 const KINDS: Record<CheckpointKind, ModelKind> = {

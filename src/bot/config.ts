@@ -3,9 +3,9 @@
 import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { UserError } from '../errors.ts';
-import { KEEP_PHOTOS_ENV, photoRetentionMs, photoRetentionProblem } from '../jobs/toonify-photos.ts';
 import type { BackendName } from '../model/backend.ts';
 import { redactUrl } from '../store/keyv.ts';
+import { KEEP_PHOTOS_ENV, photoRetentionMs, photoRetentionProblem } from '../store/toonify-photos.ts';
 import { contestScheduleProblem, DEFAULT_CONTEST_SCHEDULE } from './contest-schedule.ts';
 
 export interface DiscordCredentials {

@@ -10,10 +10,10 @@ import { type AttachmentBuilder, type Client, EmbedBuilder } from 'discord.js';
 import cron, { type ScheduledTask } from 'node-cron';
 import { DISCORD_UPLOAD_LIMIT } from '../images/encode.ts';
 import type { Logger } from '../log.ts';
+import type { ContestPeriod, RankedResult, VoteStore } from '../store/votes.ts';
 import { CONTEST_TIMEZONE, contestScheduleProblem } from './contest-schedule.ts';
 import { uploadFor } from './job-views.ts';
 import { Colors, discordTimestamp, messageLink, truncate } from './replies.ts';
-import type { ContestPeriod, RankedResult, VoteStore } from './votes.ts';
 
 const MINUTE_MS = 60_000;
 const DAY_MS = 86_400_000;

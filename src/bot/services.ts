@@ -3,7 +3,7 @@
 // Commands see nothing else, which keeps them testable and the wiring in one place.
 import type { JobKinds } from '../jobs/kinds.ts';
 import type { JobQueue } from '../jobs/types.ts';
-import type { VoteStore } from './votes.ts';
+import type { VoteStore } from '../store/votes.ts';
 
 /** The job queue as the bot uses it. `createJobQueue()`'s queue satisfies it. */
 export type BotJobs = Pick<JobQueue<JobKinds>, 'submit' | 'get' | 'list' | 'cancel' | 'subscribe' | 'stats'>;

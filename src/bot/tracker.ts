@@ -13,11 +13,11 @@ import {
 import { DISCORD_UPLOAD_LIMIT } from '../images/encode.ts';
 import { isTerminal, type JobEvent, type JobInfo } from '../jobs/types.ts';
 import type { Logger } from '../log.ts';
+import type { VoteStore } from '../store/votes.ts';
 import { renderJob, type ShownPreview, type StatusPayload, VOTABLE_KINDS } from './job-views.ts';
 import { formatSeeds } from './replies.ts';
 import type { Responder } from './respond.ts';
 import type { BotJobs } from './services.ts';
-import type { VoteStore } from './votes.ts';
 
 /** Where a job's status is shown. */
 export interface StatusTarget {

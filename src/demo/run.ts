@@ -8,7 +8,7 @@ import { jobConfigFromEnv } from '../jobs/config.ts';
 import { createJobQueue } from '../jobs/create.ts';
 import type { JobKind } from '../jobs/kinds.ts';
 import type { JobInfo } from '../jobs/types.ts';
-import { ModelRegistry, modelDirs } from '../model/registry.ts';
+import { ModelRegistry, modelDirs } from '../pipelines/registry.ts';
 import { writeDemoDataset } from './data.ts';
 
 export const DEMO_BASE = 'demo-faces';

@@ -5,10 +5,10 @@ import { fileURLToPath } from 'node:url';
 import { UserError } from '../errors.ts';
 import { DEFAULT_ARTIFACT_LIMITS, DEFAULT_CLEANUP_SCHEDULE } from '../store/artifacts.ts';
 import { defaultStoreUrl, storeKind } from '../store/keyv.ts';
+import { photoRetentionMs } from '../store/toonify-photos.ts';
 import { DEFAULT_PREFIX, isRedisUrl } from './bullmq/names.ts';
 import { DEFAULT_POLICY, type QueuePolicy } from './policy.ts';
 import type { MaintenanceOptions } from './queue-core.ts';
-import { photoRetentionMs } from './toonify-photos.ts';
 
 /**
  * The handler module every worker loads. A path, not an import: handlers pull in the model code,

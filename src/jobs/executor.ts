@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { isUserError } from '../errors.ts';
 import { type Logger, logger } from '../log.ts';
 import { failures, isOutOfMemory } from './errors.ts';
-import type { BatchContext, HandlerContext, HandlerRegistry } from './handlers.ts';
+import type { BatchContext, HandlerContext, HandlerRegistry } from './handlers/registry.ts';
 import type { KindMap } from './kinds.ts';
 import type { JobFailure, JobProgress, ProgressUpdate } from './types.ts';
 

@@ -22,8 +22,8 @@ export type {
   HandlerModule,
   JobHandler,
   WorkerEnvironment,
-} from './handlers.ts';
-export { HandlerRegistry } from './handlers.ts';
+} from './handlers/registry.ts';
+export { HandlerRegistry } from './handlers/registry.ts';
 export * from './kinds.ts';
 export { DEFAULT_POLICY, type KindPolicy, type QueuePolicy } from './policy.ts';
 export { DEFAULT_TIMING, type QueueTiming } from './timing.ts';

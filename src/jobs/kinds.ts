@@ -78,7 +78,7 @@ export interface FinetuneResume {
 export interface ToonifyPayload {
   /**
    * The member's photo, already on disk. Used for this job only: deleted when it ends if the bot
-   * saved it (see src/jobs/toonify-photos.ts), only read otherwise.
+   * saved it (see src/store/toonify-photos.ts), only read otherwise.
    */
   photoPath: string;
   /** Model the photo is projected into; default: the one the blend or style was made from. */

@@ -13,8 +13,8 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ContestAnnouncer } from '../../src/bot/contest.ts';
 import { DEFAULT_CONTEST_SCHEDULE, nextContestRun } from '../../src/bot/contest-schedule.ts';
-import { type ResultRecord, VoteStore } from '../../src/bot/votes.ts';
 import { logger } from '../../src/log.ts';
+import { type ResultRecord, VoteStore } from '../../src/store/votes.ts';
 import { MEMBER_PERMISSIONS, MessageFlag } from '../support/fake-discord/index.ts';
 import { ADMIN_ROLE_ID, BotHarness, solidPng } from './support/harness.ts';
 

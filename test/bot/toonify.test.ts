@@ -5,8 +5,8 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { APIAttachment } from 'discord.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { toonifyPhotosDir } from '../../src/jobs/toonify-photos.ts';
 import type { JobInfo } from '../../src/jobs/types.ts';
+import { toonifyPhotosDir } from '../../src/store/toonify-photos.ts';
 import { makeUser, option, watchOutboundConnections } from '../support/fake-discord/index.ts';
 import { BotHarness, buttons, isEphemeral, solidPng } from './support/harness.ts';
 

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type ResultRecord, VoteStore } from '../../src/bot/votes.ts';
+import { type ResultRecord, VoteStore } from '../../src/store/votes.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'facestyle-votes-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -5,17 +5,17 @@ import { stat } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO_BASE, DEMO_STYLE } from '../../src/demo/run.ts';
 import { initBackend } from '../../src/model/backend.ts';
-import { blend } from '../../src/model/blend.ts';
 import {
   type Checkpoint,
   disposeCheckpoint,
   generatorParams,
   loadImageGenerator,
-} from '../../src/model/checkpoint.ts';
-import { seedsToZ } from '../../src/model/generate.ts';
+} from '../../src/model/checkpoint/io.ts';
 import { Generator } from '../../src/model/networks/generator.ts';
-import { type ModelEntry, ModelRegistry } from '../../src/model/registry.ts';
+import { seedsToZ } from '../../src/model/sampling.ts';
 import { tf } from '../../src/model/tf.ts';
+import { blend } from '../../src/pipelines/blend.ts';
+import { type ModelEntry, ModelRegistry } from '../../src/pipelines/registry.ts';
 
 const SEEDS = Array.from({ length: 16 }, (_, i) => i);
 const PSI = 0.7;

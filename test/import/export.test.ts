@@ -15,13 +15,13 @@ import {
   loadCheckpoint,
   NETWORK_NAMES,
   saveCheckpoint,
-} from '../../src/model/checkpoint.ts';
+} from '../../src/model/checkpoint/io.ts';
+import { SafetensorsReader } from '../../src/model/checkpoint/safetensors.ts';
 import { exportCheckpoint } from '../../src/model/import/exporter.ts';
 import { importWeights } from '../../src/model/import/importer.ts';
 import { PyDict } from '../../src/model/import/pickle.ts';
 import { openTorchZip } from '../../src/model/import/torch-file.ts';
 import type { ParamStore } from '../../src/model/params.ts';
-import { SafetensorsReader } from '../../src/model/safetensors.ts';
 import { G_STATE_DICT, MODEL, STYLE } from './support/weights.ts';
 
 let dir: string;

@@ -13,13 +13,13 @@ import {
   CheckpointError,
   disposeCheckpoint,
   loadCheckpoint,
-} from '../../src/model/checkpoint.ts';
+} from '../../src/model/checkpoint/io.ts';
+import { tfToTorch } from '../../src/model/checkpoint/layout.ts';
 import { importWeights } from '../../src/model/import/importer.ts';
 import { UnsafePickleError } from '../../src/model/import/pickle.ts';
 import { apply, type PickleNode, pyGlobal } from '../../src/model/import/pickle-writer.ts';
 import { float32TensorNode, orderedDictNode, writeTorchSave } from '../../src/model/import/torch-save.ts';
 import { writeStoredZip } from '../../src/model/import/zip.ts';
-import { tfToTorch } from '../../src/model/layout.ts';
 import { Generator } from '../../src/model/networks/generator.ts';
 import type { ParamStore } from '../../src/model/params.ts';
 import { tf } from '../../src/model/tf.ts';

@@ -8,7 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/model/backend.ts';
-import { disposeCheckpoint, loadCheckpoint } from '../../src/model/checkpoint.ts';
+import { disposeCheckpoint, loadCheckpoint } from '../../src/model/checkpoint/io.ts';
+import { tfToTorch } from '../../src/model/checkpoint/layout.ts';
+import { writeSafetensors } from '../../src/model/checkpoint/safetensors.ts';
 import { channelsAt } from '../../src/model/config.ts';
 import { importWeights } from '../../src/model/import/importer.ts';
 import { apply, type PickleNode, pyFloat, pyGlobal } from '../../src/model/import/pickle-writer.ts';
@@ -19,10 +21,8 @@ import {
   standardResampleFilter,
 } from '../../src/model/import/source-tensors.ts';
 import { float32TensorNode, orderedDictNode, writeTorchSave } from '../../src/model/import/torch-save.ts';
-import { tfToTorch } from '../../src/model/layout.ts';
 import { Generator } from '../../src/model/networks/generator.ts';
 import type { ParamStore } from '../../src/model/params.ts';
-import { writeSafetensors } from '../../src/model/safetensors.ts';
 import { tf } from '../../src/model/tf.ts';
 import { loadParityFixture, maxAbsDiff, nchwToNhwc, type ParityFixture } from '../support/fixture.ts';
 import { MODEL, readNetwork, type TorchArray } from './support/weights.ts';

@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { UserError } from '../../src/errors.ts';
 import { type ExecJob, type ExecOutcome, JobExecutor } from '../../src/jobs/executor.ts';
-import { HandlerRegistry } from '../../src/jobs/handlers.ts';
+import { HandlerRegistry } from '../../src/jobs/handlers/registry.ts';
 import type { KindMap } from '../../src/jobs/kinds.ts';
 import type { JobProgress } from '../../src/jobs/types.ts';
 

@@ -13,9 +13,13 @@ import { UserError } from '../../src/errors.ts';
 import { jobConfigFromEnv } from '../../src/jobs/config.ts';
 import { createJobQueue, type LocalJobQueue } from '../../src/jobs/create.ts';
 import { WorkerModels } from '../../src/jobs/handlers/models.ts';
+import type { HandlerContext } from '../../src/jobs/handlers/registry.ts';
 import { toonifyHandler } from '../../src/jobs/handlers/toonify.ts';
-import type { HandlerContext } from '../../src/jobs/handlers.ts';
 import { KIND_SPECS, type ToonifyPayload } from '../../src/jobs/kinds.ts';
+import type { JobEvent, ProgressUpdate } from '../../src/jobs/types.ts';
+import { logger } from '../../src/log.ts';
+import { generatorParams, loadImageGenerator, saveCheckpoint } from '../../src/model/checkpoint/io.ts';
+import { blendCheckpoints } from '../../src/pipelines/blend.ts';
 import {
   KEEP_PHOTOS_ENV,
   ORPHAN_AFTER_MS,
@@ -23,11 +27,7 @@ import {
   releasePhoto,
   sweepPhotos,
   toonifyPhotosDir,
-} from '../../src/jobs/toonify-photos.ts';
-import type { JobEvent, ProgressUpdate } from '../../src/jobs/types.ts';
-import { logger } from '../../src/log.ts';
-import { blendCheckpoints } from '../../src/model/blend.ts';
-import { generatorParams, loadImageGenerator, saveCheckpoint } from '../../src/model/checkpoint.ts';
+} from '../../src/store/toonify-photos.ts';
 import { DEFAULT_FIXTURE } from '../support/fixture.ts';
 import { FAST_TIMING, OPEN_POLICY } from './harness.ts';
 

@@ -3,10 +3,10 @@
 // backend. Any fixture folder in the same format is checked with FACESTYLE_PARITY_FIXTURE=<dir>.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackendError, type BackendName, initBackend } from '../../src/model/backend.ts';
-import { blend } from '../../src/model/blend.ts';
 import { Discriminator } from '../../src/model/networks/discriminator.ts';
 import { Generator, mixStyles } from '../../src/model/networks/generator.ts';
 import { tf } from '../../src/model/tf.ts';
+import { blend } from '../../src/pipelines/blend.ts';
 import { loadParityFixture, maxAbsDiff, nchwToNhwc, type ParityFixture } from '../support/fixture.ts';
 
 const ABS_TOL = 1e-3;

@@ -3,10 +3,10 @@
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { tfShapeOf, torchToTf } from '../../src/model/checkpoint/layout.ts';
+import { SafetensorsReader } from '../../src/model/checkpoint/safetensors.ts';
 import type { ModelConfig } from '../../src/model/config.ts';
-import { tfShapeOf, torchToTf } from '../../src/model/layout.ts';
 import type { ParamStore } from '../../src/model/params.ts';
-import { SafetensorsReader } from '../../src/model/safetensors.ts';
 import { tf } from '../../src/model/tf.ts';
 
 export interface FixtureMeta {

@@ -6,10 +6,12 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UserError } from '../../src/errors.ts';
 import { initBackend } from '../../src/model/backend.ts';
-import { type Checkpoint, disposeCheckpoint, loadCheckpoint } from '../../src/model/checkpoint.ts';
-import { seedsToZ } from '../../src/model/generate.ts';
+import { type Checkpoint, disposeCheckpoint, loadCheckpoint } from '../../src/model/checkpoint/io.ts';
 import { Discriminator } from '../../src/model/networks/discriminator.ts';
 import { Generator } from '../../src/model/networks/generator.ts';
+import { seedsToZ } from '../../src/model/sampling.ts';
+import { NumpyRandomState } from '../../src/model/seeds.ts';
+import { tf } from '../../src/model/tf.ts';
 import {
   ProjectionCancelledError,
   project,
@@ -17,9 +19,7 @@ import {
   psnr,
   withNoise,
   wStatistics,
-} from '../../src/model/project.ts';
-import { NumpyRandomState } from '../../src/model/seeds.ts';
-import { tf } from '../../src/model/tf.ts';
+} from '../../src/pipelines/projection.ts';
 
 const FIXTURE = join(import.meta.dirname, '../fixtures/sg2_tiny/model.safetensors');
 

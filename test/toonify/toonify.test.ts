@@ -9,12 +9,12 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UserError } from '../../src/errors.ts';
 import { initBackend } from '../../src/model/backend.ts';
-import { blendCheckpoints } from '../../src/model/blend.ts';
-import { generatorParams, loadImageGenerator, saveCheckpoint } from '../../src/model/checkpoint.ts';
-import { seedsToZ } from '../../src/model/generate.ts';
+import { generatorParams, loadImageGenerator, saveCheckpoint } from '../../src/model/checkpoint/io.ts';
 import { Generator } from '../../src/model/networks/generator.ts';
-import { ProjectionCancelledError } from '../../src/model/project.ts';
+import { seedsToZ } from '../../src/model/sampling.ts';
 import { tf } from '../../src/model/tf.ts';
+import { blendCheckpoints } from '../../src/pipelines/blend.ts';
+import { ProjectionCancelledError } from '../../src/pipelines/projection.ts';
 import {
   alignPhoto,
   chooseFace,
@@ -24,7 +24,7 @@ import {
   type ToonifyProgress,
   type ToonifyResult,
   toonify,
-} from '../../src/model/toonify.ts';
+} from '../../src/pipelines/toonify.ts';
 
 const FIXTURE = join(import.meta.dirname, '../fixtures/sg2_tiny');
 const BASE = join(FIXTURE, 'model.safetensors');

@@ -10,8 +10,8 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { readCurve, register } from '../../src/cli/commands/finetune.ts';
 import { UserError } from '../../src/errors.ts';
-import { readCheckpointInfo } from '../../src/model/checkpoint.ts';
-import { ModelRegistry } from '../../src/model/registry.ts';
+import { readCheckpointInfo } from '../../src/model/checkpoint/io.ts';
+import { ModelRegistry } from '../../src/pipelines/registry.ts';
 
 let workDir: string;
 let dataDir: string;

@@ -7,7 +7,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UserError } from '../../src/errors.ts';
 import { initBackend } from '../../src/model/backend.ts';
-import { loadCheckpoint, readCheckpointInfo } from '../../src/model/checkpoint.ts';
+import { loadCheckpoint, readCheckpointInfo } from '../../src/model/checkpoint/io.ts';
 import {
   defaultDiscriminatorConfig,
   defaultGeneratorConfig,

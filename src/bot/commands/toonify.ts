@@ -2,7 +2,7 @@
 // original | reconstruction | stylised with a vote button. The attachment is checked before any
 // download, fetched at once (CDN links expire) and checked again by its bytes. The photo serves this
 // one job: the worker deletes it when the job ends, and so does the bot for a job that never ran
-// (see src/jobs/toonify-photos.ts). It never enters a dataset, the catalogue or a contest.
+// (see src/store/toonify-photos.ts). It never enters a dataset, the catalogue or a contest.
 import { open, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -14,7 +14,7 @@ import {
 import { sniffImage } from '../../datasets/sniff.ts';
 import { UserError } from '../../errors.ts';
 import type { ToonifyPayload } from '../../jobs/kinds.ts';
-import { releasePhoto, toonifyPhotosDir } from '../../jobs/toonify-photos.ts';
+import { releasePhoto, toonifyPhotosDir } from '../../store/toonify-photos.ts';
 import type { BotContext, InteractionContext, SlashCommand } from '../command.ts';
 import { downloadAttachment } from '../download.ts';
 import type { ModelKind, ModelSummary } from '../services.ts';

@@ -2,14 +2,14 @@
 import type { Command } from 'commander';
 import { UserError } from '../../errors.ts';
 import { initBackend } from '../../model/backend.ts';
-import { type BlendDirection, blendCheckpoints } from '../../model/blend.ts';
 import {
   type Checkpoint,
   disposeCheckpoint,
   generatorParams,
   loadImageGenerator,
   saveCheckpoint,
-} from '../../model/checkpoint.ts';
+} from '../../model/checkpoint/io.ts';
+import { type BlendDirection, blendCheckpoints } from '../../pipelines/blend.ts';
 
 interface BlendCliOptions {
   base: string;

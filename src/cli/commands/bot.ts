@@ -21,7 +21,7 @@ export async function runBot(): Promise<void> {
   ] = await Promise.all([
     import('../../bot/config.ts'),
     import('../../bot/client.ts'),
-    import('../../bot/votes.ts'),
+    import('../../store/votes.ts'),
     import('../../bot/catalog.ts'),
     import('../../bot/datasets.ts'),
   ]);
@@ -29,7 +29,7 @@ export async function runBot(): Promise<void> {
   const [{ jobConfigFromEnv }, { createJobQueue }, { ModelRegistry, modelDirs }] = await Promise.all([
     import('../../jobs/config.ts'),
     import('../../jobs/create.ts'),
-    import('../../model/registry.ts'),
+    import('../../pipelines/registry.ts'),
   ]);
   const log = logger('bot');
   const queue = await createJobQueue({ config: { ...jobConfigFromEnv(), dataDir: config.dataDir } });

@@ -9,7 +9,7 @@ import type { Command } from 'commander';
 import { IMAGES_DIR } from '../../datasets/index.ts';
 import { UserError } from '../../errors.ts';
 import { initBackend } from '../../model/backend.ts';
-import { disposeCheckpoint, loadCheckpoint } from '../../model/checkpoint.ts';
+import { disposeCheckpoint, loadCheckpoint } from '../../model/checkpoint/io.ts';
 import { defaultDiscriminatorConfig, defaultGeneratorConfig, type ModelConfig } from '../../model/config.ts';
 import { initParams } from '../../model/init.ts';
 import { Discriminator } from '../../model/networks/discriminator.ts';

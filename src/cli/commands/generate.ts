@@ -6,10 +6,10 @@ import { renderGrid } from '../../images/grid.ts';
 import { writeImage } from '../../images/index.ts';
 import { type RgbImage, tensorToRgb } from '../../images/tensor-image.ts';
 import { initBackend } from '../../model/backend.ts';
-import { disposeCheckpoint, generatorParams, loadImageGenerator } from '../../model/checkpoint.ts';
-import { generateFromSeeds } from '../../model/generate.ts';
+import { disposeCheckpoint, generatorParams, loadImageGenerator } from '../../model/checkpoint/io.ts';
 import { Generator } from '../../model/networks/generator.ts';
 import type { NoiseMode } from '../../model/networks/synthesis.ts';
+import { generateFromSeeds } from '../../model/sampling.ts';
 import { parseSeeds } from '../../model/seeds.ts';
 import { createProgress } from '../progress.ts';
 

@@ -7,9 +7,9 @@ import { encodeUnderLimit } from '../../images/encode.ts';
 import { renderGrid } from '../../images/grid.ts';
 import { writeImage } from '../../images/index.ts';
 import { initBackend } from '../../model/backend.ts';
-import { disposeCheckpoint, generatorParams, loadImageGenerator } from '../../model/checkpoint.ts';
+import { disposeCheckpoint, generatorParams, loadImageGenerator } from '../../model/checkpoint/io.ts';
 import { parseSeeds } from '../../model/seeds.ts';
-import { blendComparison, blendMatrix } from '../../model/showcase.ts';
+import { blendComparison, blendMatrix } from '../../pipelines/showcase.ts';
 import { parseDirection } from './blend.ts';
 
 function parseLayers(text: string): number[] {

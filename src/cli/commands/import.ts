@@ -5,9 +5,9 @@ import { dirname } from 'node:path';
 import type { Command } from 'commander';
 import { UserError } from '../../errors.ts';
 import { initBackend } from '../../model/backend.ts';
-import type { ConfigHints } from '../../model/checkpoint.ts';
+import type { ConfigHints } from '../../model/checkpoint/io.ts';
+import type { FloatWriteDType } from '../../model/checkpoint/safetensors.ts';
 import { type ImportReport, importWeights } from '../../model/import/importer.ts';
-import type { FloatWriteDType } from '../../model/safetensors.ts';
 import { createProgress, type Progress } from '../progress.ts';
 
 interface ImportCliOptions {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { UserError } from '../../errors.ts';
 import { initBackend } from '../../model/backend.ts';
-import { type FaceChoice, parseFaceChoice, type StyleSwap, toonify } from '../../model/toonify.ts';
+import { type FaceChoice, parseFaceChoice, type StyleSwap, toonify } from '../../pipelines/toonify.ts';
 import { createProgress, type Progress } from '../progress.ts';
 import { parseDirection } from './blend.ts';
 

@@ -2,12 +2,12 @@
 // the blended generator saved as a checkpoint of its own so it can be generated from and shared.
 import { join } from 'node:path';
 import { encodeUnderLimit, hstack, renderGrid, writeImage } from '../../images/index.ts';
-import { blendCheckpoints } from '../../model/blend.ts';
-import { generatorParams, saveCheckpoint } from '../../model/checkpoint.ts';
-import { blendComparison, blendMatrix } from '../../model/showcase.ts';
-import type { JobHandler } from '../handlers.ts';
+import { generatorParams, saveCheckpoint } from '../../model/checkpoint/io.ts';
+import { blendCheckpoints } from '../../pipelines/blend.ts';
+import { blendComparison, blendMatrix } from '../../pipelines/showcase.ts';
 import type { JobKinds } from '../kinds.ts';
 import type { LoadedGenerator, WorkerModels } from './models.ts';
+import type { JobHandler } from './registry.ts';
 
 const MATRIX_MAX_SNAPSHOTS = 6;
 

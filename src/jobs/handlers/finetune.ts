@@ -3,13 +3,13 @@
 // from its newest snapshot when the job is retried.
 import { basename } from 'node:path';
 import { UserError } from '../../errors.ts';
-import { disposeCheckpoint, loadCheckpoint } from '../../model/checkpoint.ts';
+import { disposeCheckpoint, loadCheckpoint } from '../../model/checkpoint/io.ts';
 import { TrainingSet } from '../../model/train/data.ts';
 import { previewPath } from '../../model/train/snapshot.ts';
 import { finetune } from '../../model/train/trainer.ts';
-import type { JobHandler } from '../handlers.ts';
 import type { JobKinds } from '../kinds.ts';
 import type { WorkerModels } from './models.ts';
+import type { JobHandler } from './registry.ts';
 
 export function finetuneHandler(models: WorkerModels): JobHandler<JobKinds, 'finetune'> {
   return async (payload, ctx) => {

@@ -2,10 +2,10 @@
 // batched forward pass; each job still gets its own images and grid.
 import { join } from 'node:path';
 import { encodeUnderLimit, type RgbImage, renderGrid, tensorToRgb, writeImage } from '../../images/index.ts';
-import { generateFromSeeds } from '../../model/generate.ts';
-import type { BatchHandler } from '../handlers.ts';
+import { generateFromSeeds } from '../../model/sampling.ts';
 import type { GenerateResult, JobKinds } from '../kinds.ts';
 import type { WorkerModels } from './models.ts';
+import type { BatchHandler } from './registry.ts';
 
 /** Images per forward pass: bounds memory however many jobs are batched. */
 const MAX_IMAGES_PER_PASS = Number(process.env.FACESTYLE_GENERATE_BATCH ?? 16);

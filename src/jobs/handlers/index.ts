@@ -1,14 +1,15 @@
 // The handlers every production worker loads. Worker processes load this module by default; more
 // modules can be added with `facestyle worker --handlers <module>` or FACESTYLE_WORKER_HANDLERS.
 // Model code is imported here, in the worker process only: the bot never loads TensorFlow.js.
-import type { HandlerRegistry, WorkerEnvironment } from '../handlers.ts';
+
+import { photoRetentionMs, sweepPhotos } from '../../store/toonify-photos.ts';
 import type { JobKinds } from '../kinds.ts';
-import { photoRetentionMs, sweepPhotos } from '../toonify-photos.ts';
 import { blendHandler } from './blend.ts';
 import { finetuneHandler } from './finetune.ts';
 import { generateHandler } from './generate.ts';
 import { WorkerModels } from './models.ts';
 import { noopHandler } from './noop.ts';
+import type { HandlerRegistry, WorkerEnvironment } from './registry.ts';
 import { toonifyHandler } from './toonify.ts';
 
 /** Kept photos expire even when no toonify job comes along to sweep them. */

@@ -6,9 +6,9 @@ import {
   disposeCheckpoint,
   generatorParams,
   loadImageGenerator,
-} from '../../model/checkpoint.ts';
+} from '../../model/checkpoint/io.ts';
 import { Generator } from '../../model/networks/generator.ts';
-import { ModelRegistry, modelDirs } from '../../model/registry.ts';
+import { ModelRegistry, modelDirs } from '../../pipelines/registry.ts';
 import { type Lease, WarmCache } from '../warm-cache.ts';
 
 export interface LoadedGenerator {

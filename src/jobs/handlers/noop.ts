@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { JobHandler } from '../handlers.ts';
 import type { JobKinds } from '../kinds.ts';
+import type { JobHandler } from './registry.ts';
 
 /** Waits `durationMs` in `steps` progress reports; measures the queue without a model. */
 export const noopHandler: JobHandler<JobKinds, 'noop'> = async (payload, ctx) => {

@@ -1,17 +1,17 @@
 // toonify: a member's photo in a community style. The model names are resolved here, through the
-// worker's registry; src/model/toonify.ts aligns the face, projects it into the base model and
+// worker's registry; src/pipelines/toonify.ts aligns the face, projects it into the base model and
 // renders it with the blend. The photo is released (deleted, or kept for the configured hours) when
 // the job ends, whether it succeeded, failed or was cancelled.
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UserError } from '../../errors.ts';
-import { readCheckpointInfo } from '../../model/checkpoint.ts';
-import type { ModelEntry } from '../../model/registry.ts';
-import { type StyleSwap, type ToonifyProgress, toonify } from '../../model/toonify.ts';
-import type { HandlerContext, JobHandler } from '../handlers.ts';
+import { readCheckpointInfo } from '../../model/checkpoint/io.ts';
+import type { ModelEntry } from '../../pipelines/registry.ts';
+import { type StyleSwap, type ToonifyProgress, toonify } from '../../pipelines/toonify.ts';
+import { type PhotoPolicy, releasePhoto, sweepPhotos } from '../../store/toonify-photos.ts';
 import { type JobKinds, TOONIFY_DEFAULT_STEPS, type ToonifyPayload } from '../kinds.ts';
-import { type PhotoPolicy, releasePhoto, sweepPhotos } from '../toonify-photos.ts';
 import type { WorkerModels } from './models.ts';
+import type { HandlerContext, JobHandler } from './registry.ts';
 
 /** About ten previews a job: enough to watch the face appear, few enough to cost nothing. */
 function previewEvery(steps: number): number {

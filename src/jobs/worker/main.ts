@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { logger } from '../../log.ts';
 import { serveBullQueues } from '../bullmq/lane-runner.ts';
 import { JobExecutor } from '../executor.ts';
-import { type HandlerModule, HandlerRegistry } from '../handlers.ts';
+import { type HandlerModule, HandlerRegistry } from '../handlers/registry.ts';
 import { serveParent } from './ipc.ts';
 import { WORKER_CONFIG_ENV, type WorkerProcessConfig, type WorkerReady } from './protocol.ts';
 

@@ -11,9 +11,9 @@ import {
   loadCheckpoint,
   NETWORK_NAMES,
   type NetworkName,
-} from '../checkpoint.ts';
-import { tfToTorch } from '../layout.ts';
-import { type TensorSpec, writeSafetensorsStreamed } from '../safetensors.ts';
+} from '../checkpoint/io.ts';
+import { tfToTorch } from '../checkpoint/layout.ts';
+import { type TensorSpec, writeSafetensorsStreamed } from '../checkpoint/safetensors.ts';
 import { writeTorchStateDict } from './torch-save.ts';
 
 export const EXPORT_FORMATS = ['nvidia-safetensors', 'nvidia-pt'] as const;

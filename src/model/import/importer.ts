@@ -19,12 +19,12 @@ import {
   type Networks,
   saveCheckpoint,
   splitByNetwork,
-} from '../checkpoint.ts';
+} from '../checkpoint/io.ts';
+import { tfShapeOf, torchToTf } from '../checkpoint/layout.ts';
+import { type FloatWriteDType, SafetensorsReader } from '../checkpoint/safetensors.ts';
 import { type GeneratorConfig, type ModelConfig, numWs } from '../config.ts';
-import { tfShapeOf, torchToTf } from '../layout.ts';
 import { MappingNetwork } from '../networks/mapping.ts';
 import { disposeParams, type ParamStore } from '../params.ts';
-import { type FloatWriteDType, SafetensorsReader } from '../safetensors.ts';
 import { NumpyRandomState } from '../seeds.ts';
 import { tf } from '../tf.ts';
 import { type ConfigOverrides, findNetworkState } from './network-state.ts';

@@ -2,7 +2,7 @@
 // holds): torch_utils.persistence module records whose state has `_parameters`/`_buffers`/
 // `_modules`, tensors through _rebuild_tensor_v2 with each storage a nested legacy torch.save
 // stream. Used to build importer inputs for tests and for `npm run bench -- import`.
-import { EXACT_BUFFER } from '../checkpoint-format.ts';
+import { EXACT_BUFFER } from '../checkpoint/format.ts';
 import {
   type ApplyNode,
   apply,

@@ -3,7 +3,7 @@
 // `_buffers` and `_modules`; torch.save files hold state_dicts, bare or under network keys
 // (NVIDIA `G_ema`/`G`/`D`, rosinality `g_ema`/`g`/`d` plus `latent_avg`). Optimizers, dataset
 // settings and augmentation pipelines next to them are left alone.
-import { CheckpointError } from '../checkpoint.ts';
+import { CheckpointError } from '../checkpoint/io.ts';
 import type { DiscriminatorConfig, GeneratorConfig } from '../config.ts';
 import { PyDict, PyObject, PySet } from './pickle.ts';
 import { TorchTensor } from './torch-pickle.ts';

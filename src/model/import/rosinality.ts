@@ -23,7 +23,7 @@
 // - rosinality does not clamp activations (conv_clamp None) and uses minibatch-std groups of 4.
 // This has been checked against rosinality's model.py and convert_weight.py, not against outputs
 // of its code.
-import { CheckpointError, type NetworkName } from '../checkpoint.ts';
+import { CheckpointError, type NetworkName } from '../checkpoint/io.ts';
 import {
   constantTensor,
   reshapedTensor,

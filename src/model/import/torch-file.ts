@@ -3,7 +3,7 @@
 // Each opens to its unpickled root object and a way to load the bytes of the storages it uses;
 // zip storages are read on demand, so optimizer state and other unused records are never read.
 import { readFile } from 'node:fs/promises';
-import { CheckpointError } from '../checkpoint.ts';
+import { CheckpointError } from '../checkpoint/io.ts';
 import { isTuple, PickleError, unpickle } from './pickle.ts';
 import {
   ELEMENT_BYTES,

@@ -3,7 +3,7 @@
 import { type FileHandle, open, rename, rm } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 import yauzl, { type Entry, type ZipFile } from 'yauzl';
-import { CheckpointError } from '../checkpoint.ts';
+import { CheckpointError } from '../checkpoint/io.ts';
 
 export class ZipArchiveReader {
   private constructor(

@@ -8,11 +8,11 @@ import { encodeUnderLimit } from '../../images/encode.ts';
 import { renderGrid } from '../../images/grid.ts';
 import { writeImage } from '../../images/index.ts';
 import { type RgbImage, tensorToRgb } from '../../images/tensor-image.ts';
-import { CheckpointError, type CheckpointMeta } from '../checkpoint.ts';
+import { CheckpointError, type CheckpointMeta } from '../checkpoint/io.ts';
 import type { GeneratorConfig } from '../config.ts';
-import { generateFromSeeds } from '../generate.ts';
 import { Generator } from '../networks/generator.ts';
 import type { ParamStore } from '../params.ts';
+import { generateFromSeeds } from '../sampling.ts';
 import type { AdaptiveAugmentState } from './augment.ts';
 
 const SNAPSHOT_NAME = /^snapshot-epoch(\d+)\.safetensors$/;

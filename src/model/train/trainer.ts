@@ -9,7 +9,7 @@
 import { mkdir } from 'node:fs/promises';
 import { UserError } from '../../errors.ts';
 import { logger } from '../../log.ts';
-import { type Checkpoint, disposeCheckpoint, loadCheckpoint, saveCheckpoint } from '../checkpoint.ts';
+import { type Checkpoint, disposeCheckpoint, loadCheckpoint, saveCheckpoint } from '../checkpoint/io.ts';
 import type { DiscriminatorConfig, GeneratorConfig, ModelConfig } from '../config.ts';
 import { Discriminator } from '../networks/discriminator.ts';
 import { Generator, mixStyles } from '../networks/generator.ts';

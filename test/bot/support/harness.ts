@@ -14,8 +14,8 @@ import sharp from 'sharp';
 import { type BotTiming, FacestyleBot, type InteractionOutcome } from '../../../src/bot/client.ts';
 import type { BotConfig } from '../../../src/bot/config.ts';
 import type { BotServices, ModelSummary } from '../../../src/bot/services.ts';
-import { VoteStore } from '../../../src/bot/votes.ts';
 import { type Logger, logger } from '../../../src/log.ts';
+import { VoteStore } from '../../../src/store/votes.ts';
 import {
   FakeDiscord,
   type FakeDiscordOptions,

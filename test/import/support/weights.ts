@@ -2,6 +2,7 @@
 // NVIDIA network pickles (src/model/import/network-pickle-writer.ts, with the fixture's settings
 // and a module_src that would be harmful if anything exec()ed it) and legacy torch.save files.
 import { fileURLToPath } from 'node:url';
+import { SafetensorsReader } from '../../../src/model/checkpoint/safetensors.ts';
 import {
   bytesOf,
   type ModuleNode,
@@ -22,7 +23,6 @@ import {
 } from '../../../src/model/import/pickle-writer.ts';
 import { contiguousStrides, TORCH_MAGIC_NUMBER } from '../../../src/model/import/torch-pickle.ts';
 import { orderedDictNode } from '../../../src/model/import/torch-save.ts';
-import { SafetensorsReader } from '../../../src/model/safetensors.ts';
 
 export {
   inlineTensorNode,

@@ -3,10 +3,10 @@
 // network with w_avg) from the `low` model. Pure tensor selection: the result borrows the parents'
 // tensors and copies nothing it does not change.
 import { UserError } from '../errors.ts';
-import type { CheckpointMeta, CheckpointToSave } from './checkpoint.ts';
-import type { ModelConfig } from './config.ts';
-import type { ParamStore } from './params.ts';
-import { tf } from './tf.ts';
+import type { CheckpointMeta, CheckpointToSave } from '../model/checkpoint/io.ts';
+import type { ModelConfig } from '../model/config.ts';
+import type { ParamStore } from '../model/params.ts';
+import { tf } from '../model/tf.ts';
 
 /**
  * texture: base structure with the style's colours and lines (the seed report's choice: base = low).

@@ -9,7 +9,7 @@
 // models (the bot) never load tfjs; checkpoint.ts adds loading and saving tensors.
 import { stat } from 'node:fs/promises';
 import { basename, extname } from 'node:path';
-import { UserError } from '../errors.ts';
+import { UserError } from '../../errors.ts';
 import {
   assertResolution,
   channelsAt,
@@ -17,8 +17,8 @@ import {
   type GeneratorConfig,
   type ModelConfig,
   synthesisResolutions,
-} from './config.ts';
-import type { ParamStore } from './params.ts';
+} from '../config.ts';
+import type { ParamStore } from '../params.ts';
 import {
   type FloatWriteDType,
   type SafetensorsDType,

@@ -5,7 +5,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { UserError } from '../errors.ts';
 import { logger } from '../log.ts';
-import { type CheckpointKind, readCheckpointInfo } from './checkpoint-format.ts';
+import { type CheckpointKind, readCheckpointInfo } from '../model/checkpoint/format.ts';
 
 const log = logger('models');
 

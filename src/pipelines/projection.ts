@@ -9,11 +9,11 @@
 // Only the latent (and noise) get gradients, so tfjs's native kernels suffice on every backend:
 // the tape prunes every path that does not lead back to them (no filter gradients are needed).
 import { UserError } from '../errors.ts';
-import type { Discriminator } from './networks/discriminator.ts';
-import { Generator } from './networks/generator.ts';
-import type { ParamStore } from './params.ts';
-import { NumpyRandomState } from './seeds.ts';
-import { tf } from './tf.ts';
+import type { Discriminator } from '../model/networks/discriminator.ts';
+import { Generator } from '../model/networks/generator.ts';
+import type { ParamStore } from '../model/params.ts';
+import { NumpyRandomState } from '../model/seeds.ts';
+import { tf } from '../model/tf.ts';
 
 export interface PerceptualLoss {
   /** The base model's discriminator: its block outputs are the features compared. */

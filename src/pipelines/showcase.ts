@@ -1,12 +1,12 @@
 // The pictures that show what blending does, as the seed report shows it: base | style | blend
 // columns for a set of seeds, and a matrix of snapshot epochs x swap layers from one set of seeds.
 import { type RgbImage, tensorToRgb } from '../images/tensor-image.ts';
+import type { GeneratorConfig } from '../model/config.ts';
+import { Generator } from '../model/networks/generator.ts';
+import type { ParamStore } from '../model/params.ts';
+import { imagesPerPass, seedsToZ } from '../model/sampling.ts';
+import { tf } from '../model/tf.ts';
 import { type BlendDirection, blend, orderForDirection } from './blend.ts';
-import type { GeneratorConfig } from './config.ts';
-import { imagesPerPass, seedsToZ } from './generate.ts';
-import { Generator } from './networks/generator.ts';
-import type { ParamStore } from './params.ts';
-import { tf } from './tf.ts';
 
 export interface ShowcaseOptions {
   seeds: number[];

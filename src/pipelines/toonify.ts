@@ -19,8 +19,7 @@ import {
   writeImage,
 } from '../images/index.ts';
 import { logger } from '../log.ts';
-import { initBackend } from './backend.ts';
-import { assertSameArchitecture, type BlendDirection, blend, orderForDirection } from './blend.ts';
+import { initBackend } from '../model/backend.ts';
 import {
   type Checkpoint,
   disposeCheckpoint,
@@ -28,10 +27,12 @@ import {
   loadCheckpoint,
   loadImageGenerator,
   readCheckpointInfo,
-} from './checkpoint.ts';
-import { Discriminator } from './networks/discriminator.ts';
-import { Generator } from './networks/generator.ts';
-import type { ParamStore } from './params.ts';
+} from '../model/checkpoint/io.ts';
+import { Discriminator } from '../model/networks/discriminator.ts';
+import { Generator } from '../model/networks/generator.ts';
+import type { ParamStore } from '../model/params.ts';
+import { tf } from '../model/tf.ts';
+import { assertSameArchitecture, type BlendDirection, blend, orderForDirection } from './blend.ts';
 import {
   type Projection,
   ProjectionCancelledError,
@@ -39,8 +40,7 @@ import {
   type ProjectOptions,
   project,
   withNoise,
-} from './project.ts';
-import { tf } from './tf.ts';
+} from './projection.ts';
 
 const log = logger('toonify');
 

@@ -2,7 +2,7 @@
 // bytes. Reading opens the file once and reads each tensor's byte range on demand, so a large
 // checkpoint is never held in memory twice.
 import { type FileHandle, open, rename, rm } from 'node:fs/promises';
-import { UserError } from '../errors.ts';
+import { UserError } from '../../errors.ts';
 
 export type SafetensorsDType = 'F32' | 'F16' | 'BF16' | 'F64' | 'I64' | 'I32' | 'U8' | 'BOOL';
 export type FloatWriteDType = 'F32' | 'F16' | 'BF16';

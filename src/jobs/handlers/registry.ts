@@ -1,9 +1,9 @@
 // How model code plugs into the worker process: one handler per job kind, registered at worker
 // start by handler modules (src/jobs/handlers/index.ts and any `--handlers` module). Handlers run
 // only in the worker process, never in the bot.
-import type { Logger } from '../log.ts';
-import type { JobKinds, KindMap, KindOf, PayloadOf, ResultOf, ResumeOf } from './kinds.ts';
-import type { ProgressUpdate } from './types.ts';
+import type { Logger } from '../../log.ts';
+import type { JobKinds, KindMap, KindOf, PayloadOf, ResultOf, ResumeOf } from '../kinds.ts';
+import type { ProgressUpdate } from '../types.ts';
 
 export interface HandlerContext<Resume = unknown> {
   jobId: string;

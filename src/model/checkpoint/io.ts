@@ -1,5 +1,7 @@
-// Loading and saving checkpoint tensors (see checkpoint-format.ts for the format itself).
+// Loading and saving checkpoint tensors (see format.ts for the format itself).
 
+import { disposeParams, type ParamStore } from '../params.ts';
+import { tf } from '../tf.ts';
 import {
   CHECKPOINT_FORMAT,
   CHECKPOINT_VERSION,
@@ -21,9 +23,8 @@ import {
   type SaveOptions,
   sameShape,
   withCheckpointFile,
-} from './checkpoint-format.ts';
+} from './format.ts';
 import { tfShapeOf, tfToTorch, torchToTf } from './layout.ts';
-import { disposeParams, type ParamStore } from './params.ts';
 import {
   type FloatWriteDType,
   type SafetensorsReader,
@@ -31,9 +32,8 @@ import {
   type TensorSpec,
   writeSafetensorsStreamed,
 } from './safetensors.ts';
-import { tf } from './tf.ts';
 
-export * from './checkpoint-format.ts';
+export * from './format.ts';
 
 async function loadNetwork(
   reader: SafetensorsReader,
