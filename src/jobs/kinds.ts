@@ -2,12 +2,13 @@
 // queue applies to it (lane, priority, time limit, attempts, batching, ETA units). Payloads and
 // results cross process boundaries and are stored, so they are plain JSON.
 import { UserError } from '../errors.ts';
+import type { NoiseMode } from '../model/config.ts';
 
 /** Short jobs and fine-tunes never wait for each other: each lane runs on its own. */
 export type Lane = 'short' | 'long';
 export const LANES: readonly Lane[] = ['short', 'long'];
 
-export type NoiseMode = 'const' | 'random' | 'none';
+export type { NoiseMode } from '../model/config.ts';
 
 export interface GeneratePayload {
   /** Model name or checkpoint path, resolved by the worker. */

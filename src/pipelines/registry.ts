@@ -5,7 +5,8 @@ import { readdir, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { UserError } from '../errors.ts';
 import { logger } from '../log.ts';
-import { type CheckpointKind, readCheckpointInfo } from '../model/checkpoint/format.ts';
+import type { CheckpointKind } from '../model/checkpoint/format.ts';
+import { readCheckpointInfo } from '../model/checkpoint/info.ts';
 
 const log = logger('models');
 

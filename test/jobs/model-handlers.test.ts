@@ -8,7 +8,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jobConfigFromEnv } from '../../src/jobs/config.ts';
 import { createJobQueue, type LocalJobQueue } from '../../src/jobs/create.ts';
-import { readCheckpointInfo } from '../../src/model/checkpoint/format.ts';
+import { readCheckpointInfo } from '../../src/model/checkpoint/info.ts';
 import { DEFAULT_FIXTURE } from '../support/fixture.ts';
 import { FAST_TIMING } from './harness.ts';
 

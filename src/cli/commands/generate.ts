@@ -7,8 +7,8 @@ import { writeImage } from '../../images/index.ts';
 import { type RgbImage, tensorToRgb } from '../../images/tensor-image.ts';
 import { initBackend } from '../../model/backend.ts';
 import { disposeCheckpoint, generatorParams, loadImageGenerator } from '../../model/checkpoint/io.ts';
+import { NOISE_MODES, type NoiseMode } from '../../model/config.ts';
 import { Generator } from '../../model/networks/generator.ts';
-import type { NoiseMode } from '../../model/networks/synthesis.ts';
 import { generateFromSeeds } from '../../model/sampling.ts';
 import { parseSeeds } from '../../model/seeds.ts';
 import { createProgress } from '../progress.ts';
@@ -49,7 +49,7 @@ export function register(program: Command): void {
       await initBackend(program.opts().backend);
       const seeds = parseSeeds(opts.seeds);
       const psi = parsePsi(opts.psi);
-      if (!['const', 'random', 'none'].includes(opts.noise))
+      if (!(NOISE_MODES as readonly string[]).includes(opts.noise))
         throw new UserError(`--noise must be const, random or none, got "${opts.noise}"`);
       const ckpt = await loadImageGenerator(opts.checkpoint);
       const G = new Generator(ckpt.config.G, generatorParams(ckpt));
