@@ -39,8 +39,3 @@ export function hammingDistance(a: DHash, b: DHash): number {
 export function dHashHex([high, low]: DHash): string {
   return high.toString(16).padStart(8, '0') + low.toString(16).padStart(8, '0');
 }
-
-export function parseDHashHex(hex: string): DHash {
-  if (!/^[0-9a-f]{16}$/i.test(hex)) throw new RangeError(`not a 64-bit hex hash: ${hex}`);
-  return [Number.parseInt(hex.slice(0, 8), 16), Number.parseInt(hex.slice(8), 16)];
-}

@@ -69,12 +69,6 @@ export interface FinetuneSnapshot {
 export interface FinetuneResult {
   snapshots: FinetuneSnapshot[];
 }
-/** Where an interrupted fine-tune continues: its last snapshot. */
-export interface FinetuneResume {
-  epoch: number;
-  checkpointPath: string;
-  snapshots: FinetuneSnapshot[];
-}
 
 export interface ToonifyPayload {
   /**
@@ -150,7 +144,7 @@ export type KindMap = { [kind: string]: KindTypes };
 export type JobKinds = {
   generate: { payload: GeneratePayload; result: GenerateResult };
   blend: { payload: BlendPayload; result: BlendResult };
-  finetune: { payload: FinetunePayload; result: FinetuneResult; resume: FinetuneResume };
+  finetune: { payload: FinetunePayload; result: FinetuneResult };
   toonify: { payload: ToonifyPayload; result: ToonifyResult };
   noop: { payload: NoopPayload; result: NoopResult };
 };

@@ -1,6 +1,6 @@
 // finetune: transfer learning from a base model on a dataset folder, snapshots every N epochs
 // with preview grids. The run folder holds the snapshots, so a fine-tune whose worker died resumes
-// from its newest snapshot when the job is retried.
+// from its newest snapshot when the job is retried: it needs no queue resume point.
 import { basename } from 'node:path';
 import { UserError } from '../../errors.ts';
 import { disposeCheckpoint, loadCheckpoint } from '../../model/checkpoint/io.ts';
@@ -40,10 +40,7 @@ export function finetuneHandler(models: WorkerModels): JobHandler<JobKinds, 'fin
         },
         signal: ctx.signal,
         onProgress: (e) => {
-          if (e.snapshot) {
-            lastPreview = previewPath(payload.runDir, e.epoch);
-            void ctx.saveResumePoint({ epoch: e.epoch, checkpointPath: e.snapshot, snapshots: [] });
-          }
+          if (e.snapshot) lastPreview = previewPath(payload.runDir, e.epoch);
           const losses = Object.entries(e.losses)
             .map(([k, v]) => `${k} ${v.toFixed(2)}`)
             .join(', ');
