@@ -1,7 +1,19 @@
 // The shapes shared by the ingest pipeline: what a build is asked for, what it records per
 // source entry, and what it hands back.
 
-import type { ArchiveLimits } from './limits.ts';
+/** Bounds on what reading an archive may cost (defaults and checks in limits.ts). */
+export interface ArchiveLimits {
+  /** Entries in the archive or folder, directories included. */
+  maxEntries: number;
+  /** Uncompressed bytes of all entries together. */
+  maxTotalBytes: number;
+  /** Uncompressed bytes of one entry. */
+  maxFileBytes: number;
+  /** Uncompressed / compressed size of an entry (zip) or of the whole stream (tar.gz). */
+  maxCompressionRatio: number;
+  /** Width x height of one image, checked from its header before decoding. */
+  maxPixels: number;
+}
 
 export type AlignMode = 'faces' | 'center';
 export type MultipleFacesPolicy = 'largest' | 'all' | 'skip';

@@ -5,10 +5,10 @@ import type { ScheduledTask } from 'node-cron';
 import { UserError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { type ArtifactLimits, type ArtifactStore, scheduleCleanup } from '../store/artifacts.ts';
-import type { JobStore } from '../store/job-store.ts';
 import { JobAlreadyFinishedError, JobNotFoundError, UnknownKindError } from './errors.ts';
 import { DurationAverages, placeJobs } from './eta.ts';
 import { newJobId } from './ids.ts';
+import type { JobStore } from './job-store.ts';
 import { type KindMap, type KindOf, type KindSpecs, LANES, type Lane } from './kinds.ts';
 import { assertMayCancel, checkSubmit, type QueuePolicy, quotaDay } from './policy.ts';
 import {

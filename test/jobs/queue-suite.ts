@@ -14,7 +14,7 @@ import {
   QuotaExceededError,
 } from '../../src/jobs/errors.ts';
 import type { JobEvent } from '../../src/jobs/types.ts';
-import { JobStore } from '../../src/store/job-store.ts';
+import { JobStore } from '../../src/jobs/job-store.ts';
 import type { TestKinds } from './fixtures/test-kinds.ts';
 import {
   createHarness,

@@ -1,6 +1,7 @@
 // What PyTorch and NVIDIA's training code put into pickles, as data: the allow-list of globals a
 // network pickle or torch.save file may name, storages and tensors (by reference, decoded on
 // demand), and the legacy torch.save stream that plain pickles embed for every storage.
+// Over 500 lines: the allow-list and the readers it admits are one trust boundary, reviewed together.
 import { CheckpointError } from '../checkpoint/io.ts';
 import { decodeToFloat32, type SafetensorsDType } from '../checkpoint/safetensors.ts';
 import {

@@ -1,0 +1,89 @@
+// The shape of the source tree, as docs/architecture.md describes it.
+//
+// Import cycles: among files, and among the layers (the top-level folders of src/, and the files
+// at its root as one more). Static `import`/`export ... from` count, `import type` too: a type-only
+// cycle does nothing at run time, but it still means two layers know each other, and the next
+// value import along it makes a real circle with module-initialisation order bugs. Dynamic
+// `import()` does not count: it is how a layer is loaded lazily on purpose (the CLI's commands).
+//
+// File size: no file in src/ over MAX_LINES unless a line of its header comment, starting
+// "// Over 500 lines:", gives the reason it stays whole.
+import { readFileSync } from 'node:fs';
+import { relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { type ImportEdge, importCycles, importEdges, sourceFiles } from './support/import-graph.ts';
+
+const SRC = resolve(fileURLToPath(new URL('../src', import.meta.url)));
+const MAX_LINES = 500;
+const SIZE_REASON = /^\/\/ Over 500 lines: \S.{10,}/;
+
+function layerOf(path: string): string {
+  const slash = path.indexOf('/');
+  return slash < 0 ? '(src root)' : path.slice(0, slash);
+}
+
+function layerEdges(edges: ImportEdge[]): ImportEdge[] {
+  return edges
+    .map((e) => ({ ...e, from: layerOf(e.from), to: layerOf(e.to) }))
+    .filter((e) => e.from !== e.to);
+}
+
+const describeCycle = (cycle: string[]) => cycle.join(' -> ');
+
+describe('import graph of src/', () => {
+  const edges = importEdges(SRC);
+
+  it('finds the imports (the walker reads this tree)', () => {
+    expect(edges.length).toBeGreaterThan(100);
+    expect(edges).toContainEqual({ from: 'jobs/job-store.ts', to: 'store/keyv.ts', typeOnly: false });
+    expect(edges.some((e) => e.typeOnly)).toBe(true);
+  });
+
+  it('has no import cycle between files', () => {
+    expect(importCycles(edges).map(describeCycle)).toEqual([]);
+  });
+
+  it('has no import cycle between layers', () => {
+    const cycles = importCycles(layerEdges(edges));
+    const witnesses = cycles.map((cycle) => {
+      const steps = cycle.slice(1).map((to, i) => {
+        const edge = edges.find((e) => layerOf(e.from) === cycle[i] && layerOf(e.to) === to)!;
+        return `${edge.from} -> ${edge.to}`;
+      });
+      return `${describeCycle(cycle)} (${steps.join(', ')})`;
+    });
+    expect(witnesses).toEqual([]);
+  });
+});
+
+describe('import cycle finder', () => {
+  const edge = (from: string, to: string): ImportEdge => ({ from, to, typeOnly: false });
+
+  it('reports a circle through three files once, in import order', () => {
+    const cycles = importCycles([edge('a', 'b'), edge('b', 'c'), edge('c', 'a'), edge('c', 'd')]);
+    expect(cycles).toEqual([['a', 'b', 'c', 'a']]);
+  });
+
+  it('reports a file that imports itself, and nothing for a tree', () => {
+    expect(importCycles([edge('a', 'a')])).toEqual([['a', 'a']]);
+    expect(importCycles([edge('a', 'b'), edge('a', 'c'), edge('b', 'c')])).toEqual([]);
+  });
+});
+
+describe('file sizes in src/', () => {
+  it(`keeps files under ${MAX_LINES} lines, or says in the header why not`, () => {
+    const tooLong: string[] = [];
+    for (const file of sourceFiles(SRC)) {
+      const lines = readFileSync(file, 'utf8').split('\n');
+      if (lines.length <= MAX_LINES) continue;
+      const header = lines.slice(
+        0,
+        lines.findIndex((line) => !line.startsWith('//')),
+      );
+      if (!header.some((line) => SIZE_REASON.test(line)))
+        tooLong.push(`${relative(SRC, file)} (${lines.length} lines)`);
+    }
+    expect(tooLong).toEqual([]);
+  });
+});
