@@ -6,8 +6,9 @@ import { UserError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { type ArtifactLimits, type ArtifactStore, scheduleCleanup } from '../store/artifacts.ts';
 import { JobAlreadyFinishedError, JobNotFoundError, UnknownKindError } from './errors.ts';
-import { DurationAverages, placeJobs } from './eta.ts';
+import { type DurationAverages, placeJobs } from './eta.ts';
 import { newJobId } from './ids.ts';
+import { durationAverages, jobInfo, selectJobs } from './job-info.ts';
 import type { JobStore } from './job-store.ts';
 import { type KindMap, type KindOf, type KindSpecs, LANES, type Lane } from './kinds.ts';
 import { assertMayCancel, checkSubmit, type QueuePolicy, quotaDay } from './policy.ts';
@@ -85,13 +86,7 @@ export abstract class QueueCore<KM extends KindMap> implements JobQueue<KM> {
   protected constructor(protected readonly options: QueueCoreOptions<KM>) {
     this.store = options.store;
     this.log = options.log;
-    const defaults = Object.fromEntries(
-      Object.entries(options.kinds).map(([kind, spec]) => [
-        kind,
-        (spec as { defaultSecondsPerUnit: number }).defaultSecondsPerUnit,
-      ]),
-    );
-    this.averages = new DurationAverages(defaults);
+    this.averages = durationAverages(options.kinds);
   }
 
   /** Loads averages and starts the cleanup schedule; subclasses call it while opening. */
@@ -198,17 +193,8 @@ export abstract class QueueCore<KM extends KindMap> implements JobQueue<KM> {
     const unfinishedOnly = filter.status?.every((status) => status === 'queued' || status === 'running');
     if (!unfinishedOnly) for (const record of await this.store.all()) records.set(record.id, record);
     for (const record of this.active.values()) records.set(record.id, record);
-    const matching = [...records.values()]
-      .filter(
-        (record) =>
-          (!filter.status || filter.status.includes(record.status)) &&
-          (!filter.userId || record.userId === filter.userId) &&
-          (!filter.kind || record.kind === filter.kind),
-      )
-      .sort((a, b) => b.createdAt - a.createdAt)
-      .slice(0, filter.limit ?? 50);
     const placements = this.placements();
-    return matching.map((record) => this.info(record, placements));
+    return selectJobs(records.values(), filter).map((record) => this.info(record, placements));
   }
 
   async cancel(id: string, actor: Actor): Promise<JobInfo<KM>> {
@@ -294,12 +280,7 @@ export abstract class QueueCore<KM extends KindMap> implements JobQueue<KM> {
   }
 
   protected info(record: JobRecord, placements = this.placements()): JobInfo<KM> {
-    const placement = placements.get(record.id);
-    return {
-      ...structuredClone(record),
-      position: placement?.position ?? null,
-      etaSeconds: placement ? Math.round(placement.etaSeconds ?? 0) : null,
-    } as JobInfo<KM>;
+    return jobInfo<KM>(record, placements);
   }
 
   protected note(record: JobRecord, event: string): void {
