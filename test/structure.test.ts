@@ -1,7 +1,9 @@
 // The shape of the source tree, as docs/architecture.md describes it.
 //
-// Import cycles: among files, and among the layers (the top-level folders of src/, and the files
-// at its root as one more). Static `import`/`export ... from` count, `import type` too: a type-only
+// Layers: the top-level folders of src/ (and the files at its root as one more), in the order of
+// docs/architecture.md; a layer imports only layers below it (so layers form no cycle either).
+//
+// Import cycles among files. Static `import`/`export ... from` count, `import type` too: a type-only
 // cycle does nothing at run time, but it still means two layers know each other, and the next
 // value import along it makes a real circle with module-initialisation order bugs. Dynamic
 // `import()` does not count: it is how a layer is loaded lazily on purpose (the CLI's commands).
@@ -18,15 +20,26 @@ const SRC = resolve(fileURLToPath(new URL('../src', import.meta.url)));
 const MAX_LINES = 500;
 const SIZE_REASON = /^\/\/ Over 500 lines: \S.{10,}/;
 
+/** Top to bottom, as docs/architecture.md lists them. */
+const ENTRY_POINTS = '(entry points: cli, bench, demo)';
+const LAYERS = [
+  ENTRY_POINTS,
+  'bot',
+  'jobs',
+  'pipelines',
+  'model',
+  'datasets',
+  'store',
+  'images',
+  '(src root)',
+];
+
 function layerOf(path: string): string {
   const slash = path.indexOf('/');
-  return slash < 0 ? '(src root)' : path.slice(0, slash);
-}
-
-function layerEdges(edges: ImportEdge[]): ImportEdge[] {
-  return edges
-    .map((e) => ({ ...e, from: layerOf(e.from), to: layerOf(e.to) }))
-    .filter((e) => e.from !== e.to);
+  if (slash < 0) return '(src root)';
+  const folder = path.slice(0, slash);
+  // One layer: the benchmarks share the CLI's option parsing, and the CLI runs benches and the demo.
+  return ['cli', 'bench', 'demo'].includes(folder) ? ENTRY_POINTS : folder;
 }
 
 const describeCycle = (cycle: string[]) => cycle.join(' -> ');
@@ -44,16 +57,13 @@ describe('import graph of src/', () => {
     expect(importCycles(edges).map(describeCycle)).toEqual([]);
   });
 
-  it('has no import cycle between layers', () => {
-    const cycles = importCycles(layerEdges(edges));
-    const witnesses = cycles.map((cycle) => {
-      const steps = cycle.slice(1).map((to, i) => {
-        const edge = edges.find((e) => layerOf(e.from) === cycle[i] && layerOf(e.to) === to)!;
-        return `${edge.from} -> ${edge.to}`;
-      });
-      return `${describeCycle(cycle)} (${steps.join(', ')})`;
-    });
-    expect(witnesses).toEqual([]);
+  it('imports only downwards through the layers', () => {
+    const folders = new Set(edges.flatMap((e) => [layerOf(e.from), layerOf(e.to)]));
+    expect([...folders].filter((layer) => !LAYERS.includes(layer))).toEqual([]);
+    const upwards = edges
+      .filter((e) => LAYERS.indexOf(layerOf(e.to)) < LAYERS.indexOf(layerOf(e.from)))
+      .map((e) => `${e.from} -> ${e.to}${e.typeOnly ? ' (type)' : ''}`);
+    expect(upwards).toEqual([]);
   });
 });
 
