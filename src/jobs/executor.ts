@@ -18,7 +18,6 @@ export interface ExecJob {
   attempt: number;
   maxAttempts: number;
   timeLimitMs: number;
-  resumeFrom?: unknown;
 }
 
 export type ExecOutcome =
@@ -29,7 +28,6 @@ export type ExecOutcome =
 
 export interface ExecSink {
   progress(id: string, progress: JobProgress): void;
-  saveResumePoint(id: string, state: unknown): Promise<void>;
   done(id: string, outcome: ExecOutcome): void;
 }
 
@@ -245,8 +243,6 @@ export class JobExecutor<KM extends KindMap = KindMap> {
       log: logger(`job ${job.id}`),
       attempt: job.attempt,
       maxAttempts: job.maxAttempts,
-      resumeFrom: job.resumeFrom,
-      saveResumePoint: (state) => entry.sink.saveResumePoint(job.id, state),
     };
   }
 

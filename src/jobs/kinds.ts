@@ -132,11 +132,10 @@ export interface NoopResult {
   pid: number;
 }
 
-/** The types of one kind: what the handler receives, returns and may save to resume. */
+/** The types of one kind: what the handler receives and returns. */
 export interface KindTypes {
   payload: unknown;
   result: unknown;
-  resume?: unknown;
 }
 export type KindMap = { [kind: string]: KindTypes };
 
@@ -153,9 +152,6 @@ export type KindOf<KM extends KindMap> = keyof KM & string;
 export type JobKind = KindOf<JobKinds>;
 export type PayloadOf<KM extends KindMap, K extends KindOf<KM>> = KM[K]['payload'];
 export type ResultOf<KM extends KindMap, K extends KindOf<KM>> = KM[K]['result'];
-export type ResumeOf<KM extends KindMap, K extends KindOf<KM>> = KM[K] extends { resume: infer R }
-  ? R
-  : never;
 
 export interface KindSpec<P = unknown> {
   lane: Lane;

@@ -353,11 +353,6 @@ export abstract class QueueCore<KM extends KindMap> implements JobQueue<KM> {
     }
   }
 
-  protected async updateResumePoint(record: JobRecord, state: unknown): Promise<void> {
-    record.resumeFrom = state;
-    await this.store.put(record);
-  }
-
   private emit(type: JobEventType, record: JobRecord, reason?: string): void {
     if (type !== 'progress') {
       const key =

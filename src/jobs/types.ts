@@ -80,8 +80,6 @@ export interface JobRecord {
   /** The worker running (or that ran) it: "host:pid". */
   worker?: string;
   progress?: JobProgress;
-  /** Last state the handler saved to continue from after an interruption. */
-  resumeFrom?: unknown;
   result?: unknown;
   failure?: JobFailure;
   /** Worker time spent on this job, its share of a batch included. */

@@ -14,7 +14,6 @@ type Kinds = KindMap & {
   work: {
     payload: { ms: number; steps?: number; fail?: 'oom' | 'user' | 'bug'; ignoreAbort?: boolean };
     result: { ok: true };
-    resume: { step: number };
   };
   gen: { payload: { seed: number; oomAlone?: boolean }; result: { seed: number; size: number } };
 };
@@ -31,7 +30,6 @@ const registry = new HandlerRegistry<Kinds>()
       else await sleep(payload.ms / steps, undefined, { signal: ctx.signal });
       ctx.progress({ fraction: step / steps, stage: step < steps ? 'working' : 'finishing' });
     }
-    await ctx.saveResumePoint({ step: steps });
     if (payload.fail === 'oom') throw new Error('WebGPU: Out of memory allocating 1.2 GB');
     if (payload.fail === 'user') throw new UserError('that image has no face in it');
     if (payload.fail === 'bug') throw new TypeError('x is undefined');
@@ -61,16 +59,11 @@ function job(id: string, kind: string, payload: unknown, extra: Partial<ExecJob>
 function collector() {
   const outcomes = new Map<string, ExecOutcome>();
   const progress: JobProgress[] = [];
-  const resumes: unknown[] = [];
   return {
     outcomes,
     progress,
-    resumes,
     sink: {
       progress: (_id: string, p: JobProgress) => progress.push(p),
-      saveResumePoint: async (_id: string, state: unknown) => {
-        resumes.push(state);
-      },
       done: (id: string, outcome: ExecOutcome) => {
         if (outcomes.has(id)) throw new Error(`${id} reported twice`);
         outcomes.set(id, outcome);
@@ -84,7 +77,7 @@ const executor = (
 ) => new JobExecutor(registry, { artifactsRoot: root, progressIntervalMs: 40, ...options });
 
 describe('JobExecutor', () => {
-  it('runs a job, throttles its progress and keeps its resume point', async () => {
+  it('runs a job and throttles its progress', async () => {
     const c = collector();
     await executor().run([job('j1', 'work', { ms: 200, steps: 40 })], c.sink);
     const outcome = c.outcomes.get('j1');
@@ -94,7 +87,6 @@ describe('JobExecutor', () => {
     expect(c.progress.length).toBeLessThan(15);
     expect(c.progress.length).toBeGreaterThan(2);
     expect(c.progress.at(-1)).toMatchObject({ fraction: 1, stage: 'finishing' });
-    expect(c.resumes).toEqual([{ step: 40 }]);
     expect(existsSync(join(root, 'j1'))).toBe(true);
   });
 

@@ -178,7 +178,7 @@ describe('the toonify handler, in this process', () => {
 
   function context(jobId: string, signal = new AbortController().signal) {
     const progress: ProgressUpdate[] = [];
-    const ctx: HandlerContext<never> = {
+    const ctx: HandlerContext = {
       jobId,
       signal,
       progress: (update) => void progress.push(update),
@@ -186,8 +186,6 @@ describe('the toonify handler, in this process', () => {
       log: logger('test'),
       attempt: 1,
       maxAttempts: 1,
-      resumeFrom: undefined,
-      saveResumePoint: async () => {},
     };
     return { ctx, progress };
   }

@@ -176,7 +176,6 @@ class LaneRunner {
       attempt: attemptsOf(job),
       maxAttempts: job.data.maxAttempts,
       timeLimitMs: job.data.timeLimitMs,
-      resumeFrom: job.data.resumeFrom,
     }));
     const finishing: Array<Promise<void>> = [];
     await this.executor.run(execJobs, {
@@ -185,14 +184,6 @@ class LaneRunner {
           .get(id)
           ?.updateProgress({ progress } satisfies BullProgress)
           .catch((err) => this.options.log.debug('progress not sent', { error: errorText(err) }));
-      },
-      saveResumePoint: async (id, state) => {
-        const job = byId.get(id)!;
-        job.data = { ...job.data, resumeFrom: state };
-        await persistently('save a resume point', this.options.log, async () => {
-          await job.updateData(job.data);
-          await job.updateProgress({ resumeFrom: state } satisfies BullProgress);
-        });
       },
       done: (id, outcome) => finishing.push(this.finish(byId.get(id)!, outcome)),
     });

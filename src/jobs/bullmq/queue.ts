@@ -285,8 +285,8 @@ export class BullJobQueue<KM extends KindMap> extends QueueCore<KM> {
       const record = this.active.get(jobId as string);
       if (!record) return;
       const message = data as BullProgress;
-      if ('progress' in message) this.updateProgress(record, message.progress);
-      else await this.updateResumePoint(record, message.resumeFrom);
+      if (message && typeof message === 'object' && 'progress' in message)
+        this.updateProgress(record, message.progress);
     });
     this.events.push(events);
   }
@@ -345,7 +345,6 @@ export class BullJobQueue<KM extends KindMap> extends QueueCore<KM> {
       timeLimitMs: data.timeLimitMs,
       units: data.units,
       batchKey: data.batchKey,
-      resumeFrom: data.resumeFrom,
       history: [],
     };
   }

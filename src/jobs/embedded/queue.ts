@@ -242,7 +242,6 @@ export class EmbeddedJobQueue<KM extends KindMap> extends QueueCore<KM> {
         attempt: record.attempt,
         maxAttempts: record.maxAttempts,
         timeLimitMs: record.timeLimitMs,
-        resumeFrom: record.resumeFrom,
       });
       // The worker enforces the limit itself; this catches a worker too busy to do so.
       const deadline = record.timeLimitMs + this.abortGraceMs + (this.embedded.hardKillGraceMs ?? 10_000);
@@ -289,9 +288,6 @@ export class EmbeddedJobQueue<KM extends KindMap> extends QueueCore<KM> {
     switch (message.type) {
       case 'progress':
         this.updateProgress(record, message.progress);
-        break;
-      case 'resume':
-        this.track(this.updateResumePoint(record, message.state));
         break;
       case 'done':
         this.track(this.onDone(record, message.outcome));

@@ -1,6 +1,6 @@
 // finetune: transfer learning from a base model on a dataset folder, snapshots every N epochs
 // with preview grids. The run folder holds the snapshots, so a fine-tune whose worker died resumes
-// from its newest snapshot when the job is retried: it needs no queue resume point.
+// from its newest snapshot when the job is retried.
 import { basename } from 'node:path';
 import { UserError } from '../../errors.ts';
 import { disposeCheckpoint, loadCheckpoint } from '../../model/checkpoint/io.ts';

@@ -27,8 +27,6 @@ export function serveParent(executor: JobExecutor, options: IpcWorkerOptions): P
   const stuckIds = new Set<string>();
   const sink: ExecSink = {
     progress: (id, progress) => void send({ type: 'progress', id, progress }),
-    // Resolves once the message is in the pipe: it reaches the parent even if this process dies next.
-    saveResumePoint: (id, state) => send({ type: 'resume', id, state }),
     done: (id, outcome) => void send({ type: 'done', id, outcome }),
   };
   let exiting = false;
