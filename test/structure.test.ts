@@ -67,6 +67,25 @@ describe('import graph of src/', () => {
   });
 });
 
+describe('the checkpoint format without TensorFlow.js', () => {
+  // The bot lists models with readCheckpointInfo, which validates each file against the networks'
+  // parameter specs: none of that may load tfjs (see src/model/checkpoint/format.ts).
+  it('reaches no TensorFlow.js import from checkpoint/info.ts', () => {
+    const next = new Map<string, string[]>();
+    for (const e of importEdges(SRC).filter((e) => !e.typeOnly)) {
+      if (!next.has(e.from)) next.set(e.from, []);
+      next.get(e.from)!.push(e.to);
+    }
+    const reached = new Set(['model/checkpoint/info.ts']);
+    for (const file of reached) for (const to of next.get(file) ?? []) reached.add(to);
+    expect(reached).toContain('model/networks/specs.ts');
+    const loadingTfjs = [...reached].filter((file) =>
+      /^\s*(import|export)\s[^;]*?['"]@tensorflow\//m.test(readFileSync(resolve(SRC, file), 'utf8')),
+    );
+    expect(loadingTfjs).toEqual([]);
+  });
+});
+
 describe('import cycle finder', () => {
   const edge = (from: string, to: string): ImportEdge => ({ from, to, typeOnly: false });
 

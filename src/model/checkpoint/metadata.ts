@@ -15,7 +15,7 @@ import {
   problem,
 } from './format.ts';
 
-export function isPositiveInteger(v: unknown): v is number {
+function isPositiveInteger(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v > 0;
 }
 
