@@ -8,8 +8,6 @@ import type { NoiseMode } from '../model/config.ts';
 export type Lane = 'short' | 'long';
 export const LANES: readonly Lane[] = ['short', 'long'];
 
-export type { NoiseMode } from '../model/config.ts';
-
 export interface GeneratePayload {
   /** Model name or checkpoint path, resolved by the worker. */
   checkpoint: string;

@@ -7,8 +7,6 @@ import { tf } from '../tf.ts';
 import { assertShape, FullyConnectedLayer, Module } from './layers.ts';
 import { type SynthesisBlockShape, synthesisBlocks } from './specs.ts';
 
-export type { NoiseMode };
-
 export interface SynthesisOptions {
   noiseMode?: NoiseMode;
 }
