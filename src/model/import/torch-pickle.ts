@@ -4,6 +4,7 @@
 import { CheckpointError } from '../checkpoint/io.ts';
 import { decodeToFloat32, type SafetensorsDType } from '../checkpoint/safetensors.ts';
 import {
+  appendAll,
   type GlobalBehaviour,
   isTuple,
   PickleError,
@@ -184,7 +185,7 @@ function setClass(frozen: boolean): GlobalBehaviour {
     call: (args) => {
       const set = new PySet(frozen);
       const items = args[0];
-      if (Array.isArray(items)) set.items.push(...items);
+      if (Array.isArray(items)) appendAll(set.items, items);
       return set;
     },
   };
@@ -376,7 +377,9 @@ export function readLegacyTorchStream(bytes: Uint8Array, source: string, depth =
     throw new PickleError(`${source}: not a torch.save stream (no magic number)`);
   const protocol = unpickle(bytes, plain, magic.end);
   if (protocol.value !== TORCH_LEGACY_PROTOCOL)
-    throw new PickleError(`${source}: unsupported torch.save protocol ${String(protocol.value)}`);
+    throw new PickleError(
+      `${source}: unsupported torch.save protocol ${typeof protocol.value === 'number' ? protocol.value : 'record'}`,
+    );
   const sysInfo = unpickle(bytes, plain, protocol.end);
   const bigEndian = sysInfo.value instanceof PyDict && sysInfo.value.get('little_endian') === false;
 
