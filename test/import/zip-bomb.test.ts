@@ -222,6 +222,43 @@ describe('facestyle import of a zip bomb', () => {
   });
 });
 
+describe('stored records sharing their data', () => {
+  it('reads the data once, and refuses a second directory record pointing at it', async () => {
+    // One 1 MiB stored record with four central-directory records pointing at it: without a
+    // budget, each tensor naming one would load the same bytes again (a non-recursive zip bomb).
+    const data = randomBytes(MiB);
+    const single = zipOf([
+      { name: 'archive/data/0', body: data, deflated: false, declaredSize: data.length, crc: crc32(data) },
+    ]);
+    const centralStart = single.readUInt32LE(single.length - 22 + 16);
+    const central = single.subarray(centralStart, single.length - 22);
+    const centrals = [0, 1, 2, 3].map((i) => {
+      const copy = Buffer.from(central);
+      copy.write(String(i), copy.length - 1, 'latin1');
+      return copy;
+    });
+    const end = Buffer.from(single.subarray(single.length - 22));
+    end.writeUInt16LE(4, 8);
+    end.writeUInt16LE(4, 10);
+    end.writeUInt32LE(central.length * 4, 12);
+    const path = join(dir, 'shared.zip');
+    await writeFile(path, Buffer.concat([single.subarray(0, centralStart), ...centrals, end]));
+    const zip = await ZipArchiveReader.open(path);
+    try {
+      expect([...zip.entries.keys()]).toEqual([
+        'archive/data/0',
+        'archive/data/1',
+        'archive/data/2',
+        'archive/data/3',
+      ]);
+      expect((await zip.read('archive/data/0')).equals(data)).toBe(true);
+      await expect(zip.read('archive/data/1')).rejects.toThrow(/records sharing their data/);
+    } finally {
+      await zip.close();
+    }
+  });
+});
+
 describe('a compressed archive that is real', () => {
   it('imports G_state_dict.pt re-zipped with deflate to the same tensors', async () => {
     await initBackend('cpu');

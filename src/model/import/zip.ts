@@ -39,7 +39,15 @@ export class ZipArchiveReader {
     readonly entries: Map<string, Entry>,
   ) {
     this.inflateBudget = 2 * fileBytes + INFLATE_BUDGET_SLACK_BYTES;
+    this.storedBudget = fileBytes;
   }
+
+  /**
+   * Bytes stored records may still claim. Records of a real archive never overlap, so together
+   * they hold at most the file; many directory records pointing at the same data (the
+   * non-recursive zip bomb) would otherwise load one tensor's bytes once per record.
+   */
+  private storedBudget: number;
 
   /** Bytes compressed records may still inflate to (see INFLATE_BUDGET_SLACK_BYTES). */
   private inflateBudget: number;
@@ -72,7 +80,7 @@ export class ZipArchiveReader {
   private refuse(name: string, why: string): CheckpointError {
     return new CheckpointError(
       `${this.source}: refusing record ${name}: ${why}`,
-      'a torch.save file stores its records uncompressed; this one looks built to exhaust memory (a zip bomb)',
+      'a torch.save archive holds each record once, uncompressed; this one looks built to exhaust memory (a zip bomb)',
     );
   }
 
@@ -103,6 +111,12 @@ export class ZipArchiveReader {
       if (entry.compressedSize !== declared) throw new Error('stored record sizes disagree');
       const { fileDataStart } = await this.zip.readLocalFileHeaderPromise(entry, { minimal: true });
       if (fileDataStart + declared > this.fileBytes) throw new Error('unexpected end of file');
+      if (declared > this.storedBudget)
+        throw this.refuse(
+          name,
+          'its records together claim more bytes than the file holds (records sharing their data)',
+        );
+      this.storedBudget -= declared;
       const out = Buffer.allocUnsafeSlow(declared);
       let filled = 0;
       while (filled < out.length) {
@@ -113,6 +127,7 @@ export class ZipArchiveReader {
       if (filled !== out.length) throw new Error('unexpected end of file');
       return out;
     } catch (err) {
+      if (err instanceof CheckpointError) throw err;
       throw this.damaged(name, err);
     }
   }
