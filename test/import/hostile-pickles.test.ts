@@ -12,7 +12,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UserError } from '../../src/errors.ts';
 import { findNetworkState } from '../../src/model/import/network-state.ts';
 import { MAX_PICKLE_OBJECTS, NotANetworkPickleError } from '../../src/model/import/pickle.ts';
-import { readPickleBytes } from '../../src/model/import/torch-file.ts';
+import { apply, PersistentIdNode, pyGlobal, pyTuple } from '../../src/model/import/pickle-writer.ts';
+import { openTorchZip, readPickleBytes } from '../../src/model/import/torch-file.ts';
+import { orderedDictNode, writeTorchSave } from '../../src/model/import/torch-save.ts';
 
 const PROTO_2 = [0x80, 0x02];
 const EMPTY_DICT = 0x7d;
@@ -167,6 +169,61 @@ describe('pickles built to exhaust the reader', () => {
     expect(refusal(() => readNetwork(manyObjects(MAX_PICKLE_OBJECTS - 1), 'ok.pkl')).error.message).toMatch(
       /no tensors found/,
     );
+  });
+});
+
+describe('tensors claiming more than their storages hold', () => {
+  /** A float32 tensor of `shape` viewing storage `key` (of `numel` elements) with `stride`. */
+  function tensorNode(key: string, numel: number, shape: number[], stride: number[]) {
+    const storage = new PersistentIdNode(
+      pyTuple('storage', pyGlobal('torch', 'FloatStorage'), key, 'cpu', numel),
+    );
+    return apply(pyGlobal('torch._utils', '_rebuild_tensor_v2'), [
+      storage,
+      0,
+      pyTuple(...shape),
+      pyTuple(...stride),
+      false,
+      apply(pyGlobal('collections', 'OrderedDict'), []),
+    ]);
+  }
+
+  async function refusalOf(name: string, entries: Array<[string, ReturnType<typeof tensorNode>]>) {
+    const dir = await mkdtemp(join(tmpdir(), 'facestyle-stride-'));
+    try {
+      const path = join(dir, name);
+      const four = { key: '0', bytes: async () => new Uint8Array(16) };
+      await writeTorchSave(path, orderedDictNode(entries), [four]);
+      const file = await openTorchZip(path);
+      try {
+        return refusal(() => findNetworkState(file.root, path));
+      } finally {
+        await file.close();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  it('refuses a stride-0 tensor of 10^10 elements over a 4-element storage, before reading it', async () => {
+    const { error, seconds } = await refusalOf('stride0.pt', [
+      ['G_ema.mapping.fc0.weight', tensorNode('0', 4, [100_000, 100_000], [0, 0])],
+    ]);
+    expect(error).toBeInstanceOf(NotANetworkPickleError);
+    expect(error.message).toMatch(
+      /tensor G_ema\.mapping\.fc0\.weight claims 10000000000 elements of a storage that holds 4/,
+    );
+    expect(seconds).toBeLessThan(5);
+  });
+
+  it('refuses many tensors viewing the same storage over and over', async () => {
+    const entries = Array.from(
+      { length: 9 },
+      (_, i) =>
+        [`G_ema.layer${i}.weight`, tensorNode('0', 4, [4], [1])] as [string, ReturnType<typeof tensorNode>],
+    );
+    const { error } = await refusalOf('overlap.pt', entries);
+    expect(error.message).toMatch(/its tensors claim 36 elements from storages that hold 4/);
   });
 });
 

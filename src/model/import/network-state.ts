@@ -166,6 +166,33 @@ function readOverrides(root: PyDict, source: string, notes: string[]): ConfigOve
   return overrides;
 }
 
+/**
+ * Refuses tensors that claim more elements than the file's storages hold. A tensor is a strided
+ * view: with stride 0 (or many tensors over one storage) a few bytes can claim any shape, and
+ * reading it would allocate that shape in float32. Real files view each storage element about
+ * once, so what import allocates stays about the size of the tensor data the file really holds.
+ */
+export function checkTensorsFitStorages(tensors: ReadonlyMap<string, TorchTensor>, source: string): void {
+  const storageElements = new Map<TorchTensor['storage'], number>();
+  let claimed = 0;
+  for (const [name, tensor] of tensors) {
+    if (tensor.numel > tensor.storage.numel)
+      throw new NotANetworkPickleError(
+        source,
+        `tensor ${name} claims ${tensor.numel} elements of a storage that holds ${tensor.storage.numel}`,
+      );
+    claimed += tensor.numel;
+    storageElements.set(tensor.storage, tensor.storage.numel);
+  }
+  let held = 0;
+  for (const count of storageElements.values()) held += count;
+  if (claimed > 2 * held)
+    throw new NotANetworkPickleError(
+      source,
+      `its tensors claim ${claimed} elements from storages that hold ${held} (views overlapping over and over)`,
+    );
+}
+
 /** The network tensors (and, for network pickles, their recorded settings) of an unpickled file. */
 export function findNetworkState(root: unknown, source: string): NetworkState {
   const tensors = new Map<string, TorchTensor>();
@@ -194,5 +221,6 @@ export function findNetworkState(root: unknown, source: string): NetworkState {
       'expected a network .pkl (G, D, G_ema) or torch.save of a state_dict',
     );
   }
+  checkTensorsFitStorages(tensors, source);
   return { tensors, overrides, notes };
 }
