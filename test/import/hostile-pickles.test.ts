@@ -10,10 +10,18 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UserError } from '../../src/errors.ts';
+import { legacyStorageStream } from '../../src/model/import/network-pickle-writer.ts';
 import { findNetworkState } from '../../src/model/import/network-state.ts';
 import { MAX_PICKLE_OBJECTS, NotANetworkPickleError } from '../../src/model/import/pickle.ts';
-import { apply, PersistentIdNode, pyGlobal, pyTuple } from '../../src/model/import/pickle-writer.ts';
+import {
+  apply,
+  PersistentIdNode,
+  pickleDump,
+  pyGlobal,
+  pyTuple,
+} from '../../src/model/import/pickle-writer.ts';
 import { openTorchZip, readPickleBytes } from '../../src/model/import/torch-file.ts';
+import { TorchStorage } from '../../src/model/import/torch-pickle.ts';
 import { orderedDictNode, writeTorchSave } from '../../src/model/import/torch-save.ts';
 
 const PROTO_2 = [0x80, 0x02];
@@ -224,6 +232,26 @@ describe('tensors claiming more than their storages hold', () => {
     );
     const { error } = await refusalOf('overlap.pt', entries);
     expect(error.message).toMatch(/its tensors claim 36 elements from storages that hold 4/);
+  });
+});
+
+describe('one storage record applied over and over', () => {
+  it('parses a memoized storage record once, however often the pickle applies it', () => {
+    // The record's bytes are written once and fetched from the memo for each of the 500 calls:
+    // parsed (and, for big-endian files, copied) per call, 1 MiB would become 500 MiB.
+    const record = legacyStorageStream(new Float32Array(256 * 1024));
+    const calls = Array.from({ length: 500 }, () =>
+      apply(pyGlobal('torch.storage', '_load_from_bytes'), [record]),
+    );
+    const bytes = pickleDump(calls, 4);
+    expect(bytes.length).toBeLessThan(1.1 * 2 ** 20);
+    const started = performance.now();
+    const { root } = readPickleBytes(bytes, 'repeat.pkl');
+    expect((performance.now() - started) / 1000).toBeLessThan(5);
+    const storages = root as unknown[];
+    expect(storages).toHaveLength(500);
+    expect(storages[0]).toBeInstanceOf(TorchStorage);
+    expect(new Set(storages).size).toBe(1);
   });
 });
 

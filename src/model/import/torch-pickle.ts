@@ -243,7 +243,7 @@ export function torchGlobalResolver(
       call: ([bytes]) => {
         if (!(bytes instanceof Uint8Array))
           throw new PickleError(`${source}: malformed storage record in the pickle`);
-        return readNestedStorage(bytes);
+        return storageOnce(bytes);
       },
     },
     'torch_utils.persistence._reconstruct_persistent_obj': {
@@ -268,9 +268,29 @@ export function torchGlobalResolver(
     'torch.device': inertClass,
   };
 
+  // The memo lets a pickle apply one record to the same value any number of times: each value is
+  // converted (copied) and each storage record parsed once, so repeats cost nothing.
+  const bytesOfText = new Map<string, Uint8Array>();
+  const storageOfBytes = new WeakMap<Uint8Array, TorchStorage>();
+  function storageOnce(bytes: Uint8Array): TorchStorage {
+    let storage = storageOfBytes.get(bytes);
+    if (!storage) {
+      storage = readNestedStorage(bytes);
+      storageOfBytes.set(bytes, storage);
+    }
+    return storage;
+  }
+
   function latin1Or(args: readonly unknown[]): Uint8Array {
     const [value] = args;
-    if (typeof value === 'string') return latin1Bytes(value);
+    if (typeof value === 'string') {
+      let bytes = bytesOfText.get(value);
+      if (!bytes) {
+        bytes = latin1Bytes(value);
+        bytesOfText.set(value, bytes);
+      }
+      return bytes;
+    }
     if (value instanceof Uint8Array) return value;
     if (isIntegerList(value)) return Uint8Array.from(value);
     throw new PickleError(`${source}: malformed bytes record in the pickle`);
