@@ -3,6 +3,7 @@
 // global the stream names goes through the caller's allow-list before it is even pushed, and the
 // only calls that ever happen are the caller's own implementations of the allowed names. Other
 // classes become inert records (class name, arguments, state) to be read as data.
+// Over 500 lines on purpose: one opcode switch over one interpreter state reads best in one place.
 import { CheckpointError } from '../checkpoint/io.ts';
 
 /** A file that cannot be read as a pickle: malformed, truncated, or using unsupported features. */
