@@ -1,7 +1,8 @@
 // buildDataset: input (archive or folder) -> dataset folder with numbered PNGs, manifest, stats and
 // contact sheet. The folder is assembled under a hidden temporary name next to it and renamed into
-// place when complete, so a crash or a refused archive leaves nothing behind, and an existing
-// dataset folder is always a finished one (which is what makes reuse safe).
+// place when complete and accepted, so a crash, a full disk, a refused archive or too few usable
+// images leave nothing behind (the name stays free for a retry), and an existing dataset folder
+// is always a finished one (which is what makes reuse safe).
 
 import { mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -61,8 +62,14 @@ export async function buildDataset(options: BuildDatasetOptions): Promise<Datase
     return requireEnoughImages(existing, settings.minImages);
   }
 
-  await mkdir(dirname(outDir), { recursive: true });
-  const work = await mkdtemp(join(dirname(outDir), `.${basename(outDir)}.partial-`));
+  const parent = dirname(outDir);
+  let work: string;
+  try {
+    await mkdir(parent, { recursive: true });
+    work = await mkdtemp(join(parent, `.${basename(outDir)}.partial-`));
+  } catch (err) {
+    throw diskError(err, parent) ?? err;
+  }
   let report: DatasetReport;
   try {
     report = await buildInto(work, outDir, {
@@ -73,13 +80,39 @@ export async function buildDataset(options: BuildDatasetOptions): Promise<Datase
       outputOptions,
       onProgress: options.onProgress,
     });
+    // Refused before it is published: a name stays free for a retry with more images.
+    requireEnoughImages(report, settings.minImages);
     await rename(work, outDir);
   } catch (err) {
     await rm(work, { recursive: true, force: true });
-    throw err;
+    throw diskError(err, parent) ?? err;
   }
   log.info('dataset built', { outDir, key: key.slice(0, 12), kept: report.kept, seconds: report.seconds });
-  return requireEnoughImages(report, settings.minImages);
+  return report;
+}
+
+const DISK_FULL_CODES = new Set(['ENOSPC', 'EDQUOT']);
+const NOT_WRITABLE_CODES = new Set(['EROFS', 'EACCES', 'EPERM']);
+
+/**
+ * A write that failed for lack of space or permission, as a DatasetError saying so (sharp reports
+ * a full disk in its message only, without an errno code); undefined for any other error.
+ */
+export function diskError(err: unknown, folder: string): DatasetError | undefined {
+  if (err instanceof DatasetError) return undefined;
+  const code = (err as NodeJS.ErrnoException | undefined)?.code ?? '';
+  const message = err instanceof Error ? err.message : '';
+  if (DISK_FULL_CODES.has(code) || /no space left on device|disk quota exceeded/i.test(message))
+    return new DatasetError(
+      `the disk holding ${folder} is full: the dataset could not be written, and nothing of it was kept`,
+      'free some space (or choose another output folder) and run it again',
+    );
+  if (NOT_WRITABLE_CODES.has(code) || /read-only file system/i.test(message))
+    return new DatasetError(
+      `cannot write to ${folder} (${code || 'read-only file system'}): nothing was written`,
+      'choose an output folder you can write to',
+    );
+  return undefined;
 }
 
 interface BuildContext {
@@ -138,7 +171,7 @@ async function buildInto(work: string, outDir: string, context: BuildContext): P
         results.push(entry);
       }
     }
-    entries.push(...results);
+    for (const result of results) entries.push(result);
     context.onProgress?.({
       done: sources,
       total: source.total,
@@ -236,8 +269,11 @@ function requireEnoughImages(report: DatasetReport, minImages: number): DatasetR
     .join(', ');
   throw new DatasetError(
     `only ${report.kept} usable image${report.kept === 1 ? '' : 's'}, at least ${minImages} needed${reasons ? ` (${reasons})` : ''}`,
-    `add more images; ${report.manifestPath} says why each file was not used`,
-    report,
+    report.reused
+      ? `add more images; ${report.manifestPath} says why each file was not used`
+      : 'add more images; nothing was kept, so the same name can be used again',
+    // A refused build is not published: its counts and reasons, but no contact sheet to show.
+    report.reused ? report : { ...report, contactSheet: null, published: false },
   );
 }
 

@@ -25,6 +25,6 @@ export function summarizeDataset(report: DatasetReport): string {
   return [
     `${report.kept} image${report.kept === 1 ? '' : 's'} at ${report.resolution}x${report.resolution} (${report.align} alignment) from ${report.sources} file${report.sources === 1 ? '' : 's'}${report.reused ? ', reused from an earlier build' : ` in ${report.seconds.toFixed(1)} s`}`,
     skipped.length ? `not used: ${skipped.join(', ')}` : 'every file was used',
-    `dataset: ${report.outDir}`,
+    report.published === false ? 'nothing was written' : `dataset: ${report.outDir}`,
   ].join('\n');
 }

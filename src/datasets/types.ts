@@ -112,6 +112,8 @@ export interface DatasetReport extends DatasetStats {
   outDir: string;
   /** True when an earlier build of the same input and options was returned without work. */
   reused: boolean;
+  /** False for a build refused for too few images: nothing of it is at `outDir`. */
+  published?: boolean;
   entries: ManifestEntry[];
   /** Absolute path of the contact sheet, or null when nothing was kept. */
   contactSheet: string | null;

@@ -1,7 +1,7 @@
 // Key-value storage through keyv, chosen by URL: SQLite file (the default, under the data folder),
 // Redis or PostgreSQL. Each namespace gets its own adapter instance: keyv adapters hold a single
 // namespace, so two Keyv objects sharing one adapter would write into each other's.
-import { mkdirSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import KeyvPostgres from '@keyv/postgres';
 import KeyvRedis from '@keyv/redis';
@@ -40,13 +40,41 @@ function adapterFor(url: string): any {
   switch (storeKind(url)) {
     case 'sqlite': {
       const file = url.slice('sqlite://'.length);
-      if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
-      return new KeyvSqlite({ uri: url, busyTimeout: SQLITE_BUSY_TIMEOUT_MS, iterationLimit: SQLITE_PAGE });
+      if (file !== ':memory:') checkWritableSqlite(file);
+      const adapter = new KeyvSqlite({
+        uri: url,
+        busyTimeout: SQLITE_BUSY_TIMEOUT_MS,
+        iterationLimit: SQLITE_PAGE,
+      });
+      // The adapter connects at once and keeps the outcome in a promise of its own; when the file
+      // cannot be opened and no call has been made yet, that rejection would be unhandled and end
+      // the process. The failure still reaches every call made on the store.
+      adapter.query('SELECT 1').catch(() => {});
+      return adapter;
     }
     case 'redis':
       return new KeyvRedis(url);
     case 'postgres':
       return new KeyvPostgres({ uri: url });
+  }
+}
+
+/**
+ * SQLite (in WAL mode, readers included) must write next to its file: a read-only data folder is
+ * refused here, by name, rather than as SQLITE_CANTOPEN from deep inside the driver.
+ */
+function checkWritableSqlite(file: string): void {
+  const folder = dirname(file);
+  try {
+    mkdirSync(folder, { recursive: true });
+    accessSync(folder, constants.W_OK);
+    if (existsSync(file)) accessSync(file, constants.R_OK | constants.W_OK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    throw new UserError(
+      `cannot open the job store ${file}: the data folder ${folder} is not writable (${code})`,
+      'SQLite writes beside its file even to read it: use a data folder you can write to (--data-dir or FACESTYLE_DATA_DIR), or FACESTYLE_STORE_URL',
+    );
   }
 }
 

@@ -2,7 +2,7 @@
 // uploaded archive of faces. The archive is fetched at once (CDN links expire); progress goes to an
 // ordinary channel message edited in place, which outlives the 15-minute interaction token and a
 // restart of the bot (its ids are kept with the job).
-import { open, rm } from 'node:fs/promises';
+import { open, rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   type Attachment,
@@ -144,6 +144,11 @@ async function run(interaction: ChatInputCommandInteraction, ctx: InteractionCon
     'uploads',
     `${interaction.id}-${dataset.name.replace(/[^\w.-]/g, '_')}`,
   );
+  // The name is claimed first, so that two admins cannot both build under it; everything this
+  // attempt claims under the name is given back unless it ends in a queued job.
+  const runDir = await ctx.services.models.reserveRunDir(name);
+  let datasetDir: string | undefined;
+  let submitted = false;
   try {
     // At once: the attachment URL is signed and expires.
     await downloadAttachment(dataset.url, archive, MAX_DATASET_BYTES);
@@ -167,6 +172,7 @@ async function run(interaction: ChatInputCommandInteraction, ctx: InteractionCon
           status.show({ embeds: [stageEmbed(name, text)], components: [] }).catch(() => {});
         },
       });
+      datasetDir = imported.datasetDir;
       // The admin sees what the model will learn from before it starts (and can /cancel it).
       await ctx.respond.send({
         content: `Dataset for **${name}**: ${imported.images} faces kept, ${imported.skipped} skipped${imported.contactSheet ? ' (the kept faces below)' : ''}. Starting the fine-tune…`,
@@ -181,11 +187,12 @@ async function run(interaction: ChatInputCommandInteraction, ctx: InteractionCon
           base: base.name,
           epochs: request.epochs,
           snapshotEvery: request.snapshotEvery,
-          runDir: await ctx.services.models.reserveRunDir(name),
+          runDir,
         },
         actor: { userId: interaction.user.id, isAdmin: true },
         meta: { ...jobMeta(interaction), statusMessageId: where.messageId, modelName: name },
       });
+      submitted = true;
       await ctx.tracker.watch(job, status);
       await ctx.respond.send({
         content: `Fine-tune **${name}** queued as job \`${job.id}\` with ${imported.images} images (${imported.skipped} skipped): progress in ${link}`,
@@ -203,6 +210,11 @@ async function run(interaction: ChatInputCommandInteraction, ctx: InteractionCon
     }
   } finally {
     await rm(archive, { force: true });
+    if (!submitted) {
+      // rmdir, not rm: only the empty reservation is removed, never anything a run wrote.
+      await rmdir(runDir).catch(() => {});
+      if (datasetDir) await rm(datasetDir, { recursive: true, force: true }).catch(() => {});
+    }
   }
 }
 

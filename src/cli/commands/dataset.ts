@@ -127,7 +127,7 @@ export function register(program: Command): void {
         if (report.contactSheet) process.stdout.write(`contact sheet: ${report.contactSheet}\n`);
       } catch (err) {
         progress.stop();
-        // Too few usable images: the dataset was still written; show what is in it.
+        // Too few usable images: nothing was written, but the counts say why.
         if (err instanceof DatasetError && err.report)
           process.stdout.write(`${summarizeDataset(err.report)}\n`);
         throw err;
