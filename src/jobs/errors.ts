@@ -3,7 +3,7 @@
 import { UserError } from '../errors.ts';
 import type { FailureCode, JobFailure } from './types.ts';
 
-export type QuotaRule = 'active' | 'cooldown' | 'daily';
+export type QuotaRule = 'active' | 'server' | 'cooldown' | 'daily';
 
 export class QuotaExceededError extends UserError {
   override name = 'QuotaExceededError';

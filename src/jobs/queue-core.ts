@@ -10,7 +10,14 @@ import { JobAlreadyFinishedError, JobNotFoundError, UnknownKindError } from './e
 import { DurationAverages, placeJobs } from './eta.ts';
 import { newJobId } from './ids.ts';
 import { type KindMap, type KindOf, type KindSpecs, LANES, type Lane } from './kinds.ts';
-import { assertMayCancel, checkSubmit, type QueuePolicy, quotaDay } from './policy.ts';
+import {
+  assertMayCancel,
+  checkSubmit,
+  type QueuePolicy,
+  quotaDay,
+  type SubmitSnapshot,
+  serverOf,
+} from './policy.ts';
 import {
   type Actor,
   isTerminal,
@@ -138,16 +145,12 @@ export abstract class QueueCore<KM extends KindMap> implements JobQueue<KM> {
     const run = this.submitChain.then(async () => {
       const now = Date.now();
       const { actor } = request;
-      const usage = await this.store.usageOf(actor.userId, quotaDay(now));
-      const mine = [...this.active.values()].filter((record) => record.userId === actor.userId);
-      checkSubmit(this.options.policy, request.kind, actor, {
-        queuedTotal: await this.queuedCount(),
-        userActive: mine.length,
-        userActiveOfKind: mine.filter((record) => record.kind === request.kind).length,
-        userLastSubmitAt: usage.lastAt[request.kind],
-        userSubmittedToday: usage.counts[request.kind] ?? 0,
-        now,
-      });
+      checkSubmit(
+        this.options.policy,
+        request.kind,
+        actor,
+        await this.submitSnapshot(request.kind, actor, now),
+      );
       const record: JobRecord = {
         id: newJobId(now),
         kind: request.kind,
@@ -156,7 +159,8 @@ export abstract class QueueCore<KM extends KindMap> implements JobQueue<KM> {
         status: 'queued',
         payload,
         userId: actor.userId,
-        meta: { ...request.meta },
+        // The server is the actor's, whatever the caller put in meta: caps and admin rights key on it.
+        meta: { ...request.meta, ...(actor.guildId === undefined ? {} : { guildId: actor.guildId }) },
         createdAt: now,
         attempt: 0,
         maxAttempts: request.limits?.maxAttempts ?? spec.maxAttempts,
@@ -180,6 +184,33 @@ export abstract class QueueCore<KM extends KindMap> implements JobQueue<KM> {
     });
     this.submitChain = run.catch(() => {});
     return run;
+  }
+
+  async admit(kind: KindOf<KM>, actor: Actor): Promise<void> {
+    if (this.closing) throw new UserError('the job queue is shutting down', 'try again in a minute');
+    if (!this.options.kinds[kind]) throw new UnknownKindError(kind, Object.keys(this.options.kinds));
+    await this.submitChain;
+    const now = Date.now();
+    checkSubmit(this.options.policy, kind, actor, await this.submitSnapshot(kind, actor, now));
+  }
+
+  /** What the policy needs to know about the queue, the actor and their server right now. */
+  private async submitSnapshot(kind: string, actor: Actor, now: number): Promise<SubmitSnapshot> {
+    const usage = await this.store.usageOf(actor.userId, quotaDay(now));
+    const active = [...this.active.values()];
+    const mine = active.filter((record) => record.userId === actor.userId);
+    return {
+      queuedTotal: await this.queuedCount(),
+      userActive: mine.length,
+      serverActive:
+        actor.guildId === undefined
+          ? undefined
+          : active.filter((record) => serverOf(record) === actor.guildId).length,
+      userActiveOfKind: mine.filter((record) => record.kind === kind).length,
+      userLastSubmitAt: usage.lastAt[kind],
+      userSubmittedToday: usage.counts[kind] ?? 0,
+      now,
+    };
   }
 
   async get(id: string): Promise<JobInfo<KM> | undefined> {

@@ -284,6 +284,7 @@ export function defineQueueSuite(backend: 'embedded' | 'bullmq'): void {
         policy: {
           maxQueued: 3,
           maxActivePerUser: 2,
+          maxActivePerServer: 2,
           kinds: { noop: { cooldownMs: 60_000 }, 'test.long': { maxActivePerUser: 1 } },
         },
         maintenance: true,
@@ -322,6 +323,40 @@ export function defineQueueSuite(backend: 'embedded' | 'bullmq'): void {
       expect(full).toBeInstanceOf(QueueFullError);
       const stats = await queue.stats();
       expect(stats.lanes.short.queued + stats.lanes.long.queued).toBeLessThanOrEqual(3);
+    });
+
+    it("holds a server's admins to the server's cap and gives them rights in their server only", async () => {
+      await until('the queue to drain', async () => {
+        const { lanes } = await queue.stats();
+        return lanes.short.queued + lanes.short.running + lanes.long.queued + lanes.long.running === 0
+          ? true
+          : undefined;
+      });
+      const adminOfA = { userId: 'adm-a', guildId: 'A', isAdmin: true };
+      const adminOfB = { userId: 'adm-b', guildId: 'B', isAdmin: true };
+      // The server is the actor's: a caller cannot file a job under another server's cap.
+      const first = await queue.submit({
+        kind: 'test.sleep',
+        payload: { ms: 300 },
+        actor: adminOfA,
+        meta: { guildId: 'B' },
+      });
+      expect(first.meta.guildId).toBe('A');
+      await queue.submit({ kind: 'test.sleep', payload: { ms: 300 }, actor: adminOfA });
+      const capped = await queue.admit('test.sleep', adminOfA).catch((err) => err);
+      expect(capped).toBeInstanceOf(QuotaExceededError);
+      expect(capped.rule).toBe('server');
+      const third = await queue
+        .submit({ kind: 'test.sleep', payload: { ms: 300 }, actor: adminOfA })
+        .catch((err) => err);
+      expect(third.message).toBe('this server already has 2 jobs queued or running (limit 2)');
+      await expect(queue.admit('test.sleep', { userId: 'dave', guildId: 'B' })).resolves.toBeUndefined();
+
+      await expect(queue.cancel(first.id, adminOfB)).rejects.toThrow(
+        `job ${first.id} belongs to another server`,
+      );
+      expect((await queue.get(first.id))?.status).not.toBe('cancelled');
+      expect((await queue.cancel(first.id, adminOfA)).status).toBe('cancelled');
     });
 
     it('removes stale artifacts on cleanup, keeping those of unfinished jobs', async () => {

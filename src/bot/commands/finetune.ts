@@ -183,7 +183,7 @@ async function run(interaction: ChatInputCommandInteraction, ctx: InteractionCon
           snapshotEvery: request.snapshotEvery,
           runDir: await ctx.services.models.reserveRunDir(name),
         },
-        actor: { userId: interaction.user.id, isAdmin: true },
+        actor: ctx.actor,
         meta: { ...jobMeta(interaction), statusMessageId: where.messageId, modelName: name },
       });
       await ctx.tracker.watch(job, status);
