@@ -1,6 +1,7 @@
 // What both queues share: submission with policies, the in-memory view of unfinished jobs,
 // positions and ETAs, events (each transition once per process), waiting, listing, stats, and the
 // scheduled cleanup of artifacts and old records. Subclasses move jobs through their backend.
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { ScheduledTask } from 'node-cron';
 import { UserError } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -50,6 +51,26 @@ export interface QueueCoreOptions<KM extends KindMap> {
   log: Logger;
   /** Absent: no scheduled cleanup from this process. */
   maintenance?: MaintenanceOptions;
+  /** Pauses between the tries of a job state write before it counts as failed (default ~3 s in all). */
+  storeRetryDelaysMs?: readonly number[];
+}
+
+const STORE_RETRY_DELAYS_MS = [100, 200, 400, 800, 1_600];
+
+/** A job state change the store would not take: the change did not happen, and must not be acted on. */
+export class StoreWriteError extends Error {
+  override name = 'StoreWriteError';
+  constructor(
+    readonly jobId: string,
+    cause: unknown,
+  ) {
+    super(
+      `could not store the state of job ${jobId}: ${cause instanceof Error ? cause.message : String(cause)}`,
+      {
+        cause,
+      },
+    );
+  }
 }
 
 /** Largest payload accepted, as JSON: payloads travel through IPC and Redis. */
@@ -338,8 +359,22 @@ export abstract class QueueCore<KM extends KindMap> implements JobQueue<KM> {
     if (record.history.length > MAX_HISTORY) record.history.splice(0, record.history.length - MAX_HISTORY);
   }
 
-  /** Saves the record, updates the in-memory view, and emits `type` (once per transition). */
-  protected async transition(record: JobRecord, type: JobEventType, reason?: string): Promise<void> {
+  /**
+   * Applies a state change: on a copy first, stored (with retries), and only then to the record,
+   * the in-memory view and the listeners (`type` once per transition). When the store refuses it,
+   * it throws `StoreWriteError` and nothing changed: the caller must not act on the change (start,
+   * acknowledge, report the job) and tries again later, so a job is neither lost nor run twice.
+   */
+  protected async commit(
+    record: JobRecord,
+    type: JobEventType,
+    change: (next: JobRecord) => void,
+    reason?: string,
+  ): Promise<void> {
+    const next = structuredClone(record);
+    change(next);
+    await this.persist(next);
+    Object.assign(record, next);
     if (isTerminal(record.status)) {
       this.active.delete(record.id);
       this.progressSavedAt.delete(record.id);
@@ -347,49 +382,89 @@ export abstract class QueueCore<KM extends KindMap> implements JobQueue<KM> {
       this.active.set(record.id, record);
     }
     this.emit(type, record, reason);
-    try {
-      await this.store.put(record);
-    } catch (err) {
-      this.log.error('could not save a job record', { jobId: record.id, error: (err as Error).message });
+  }
+
+  /** Writes a record, riding out a short store outage; `StoreWriteError` once it gives up. */
+  protected async persist(record: JobRecord): Promise<void> {
+    const delays = this.options.storeRetryDelaysMs ?? STORE_RETRY_DELAYS_MS;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.store.put(record);
+        return;
+      } catch (err) {
+        if (attempt >= delays.length) throw new StoreWriteError(record.id, err);
+        this.log.warn('could not store a job state change; retrying', {
+          jobId: record.id,
+          status: record.status,
+          error: (err as Error).message,
+        });
+        await sleep(delays[attempt]);
+      }
     }
   }
 
-  protected async markStarted(record: JobRecord, attempt: number, worker: string | undefined, at: number) {
-    record.status = 'running';
-    record.attempt = attempt;
-    record.startedAt = at;
-    record.worker = worker;
-    record.progress = undefined;
-    this.note(record, `attempt ${attempt} started${worker ? ` on ${worker}` : ''}`);
-    await this.transition(record, 'started');
+  /** Adopts a job another process submitted: stored as it is, then reported as queued. */
+  protected async adopt(record: JobRecord): Promise<void> {
+    await this.commit(record, 'queued', () => {});
   }
 
-  protected async markRequeued(record: JobRecord, reason: string): Promise<void> {
-    record.status = 'queued';
-    record.progress = undefined;
-    this.note(record, `back in the queue: ${reason}`);
-    await this.transition(record, 'requeued', reason);
+  protected async markStarted(record: JobRecord, attempt: number, worker: string | undefined, at: number) {
+    await this.commit(record, 'started', (next) => {
+      next.status = 'running';
+      next.attempt = attempt;
+      next.startedAt = at;
+      next.worker = worker;
+      next.progress = undefined;
+      this.note(next, `attempt ${attempt} started${worker ? ` on ${worker}` : ''}`);
+    });
+  }
+
+  /** Back to the queue; `refund` takes back the attempt (the run was cut short by a planned stop). */
+  protected async markRequeued(record: JobRecord, reason: string, refund = false): Promise<void> {
+    await this.commit(
+      record,
+      'requeued',
+      (next) => {
+        next.status = 'queued';
+        next.progress = undefined;
+        if (refund) next.attempt = Math.max(0, next.attempt - 1);
+        this.note(next, `back in the queue: ${reason}`);
+      },
+      reason,
+    );
   }
 
   protected async markCompleted(record: JobRecord, result: unknown, busyMs: number, batchSize: number) {
-    record.status = 'completed';
-    record.result = result;
-    record.busyMs = busyMs;
-    record.batchSize = batchSize > 1 ? batchSize : undefined;
-    record.finishedAt = Date.now();
-    this.note(record, batchSize > 1 ? `completed in a batch of ${batchSize}` : 'completed');
+    await this.commit(record, 'completed', (next) => {
+      next.status = 'completed';
+      next.result = result;
+      next.busyMs = busyMs;
+      next.batchSize = batchSize > 1 ? batchSize : undefined;
+      next.finishedAt = Date.now();
+      this.note(next, batchSize > 1 ? `completed in a batch of ${batchSize}` : 'completed');
+    });
     const entry = this.averages.record(record.kind, busyMs / 1000, record.units);
-    await Promise.all([this.transition(record, 'completed'), this.store.saveAverage(record.kind, entry)]);
+    // Averages only steer ETAs: a lost one costs nothing that matters.
+    await this.store
+      .saveAverage(record.kind, entry)
+      .catch((err) => this.log.warn('could not store a duration average', { error: (err as Error).message }));
   }
 
   /** Ends a job as failed, or as cancelled when the failure says so. */
   protected async markFailed(record: JobRecord, failure: JobFailure, busyMs?: number): Promise<void> {
-    record.status = failure.code === 'cancelled' ? 'cancelled' : 'failed';
-    record.failure = failure;
-    record.busyMs = busyMs ?? record.busyMs;
-    record.finishedAt = Date.now();
-    this.note(record, `${record.status}: ${failure.message}`);
-    await this.transition(record, record.status === 'cancelled' ? 'cancelled' : 'failed', failure.message);
+    const status = failure.code === 'cancelled' ? 'cancelled' : 'failed';
+    await this.commit(
+      record,
+      status,
+      (next) => {
+        next.status = status;
+        next.failure = failure;
+        next.busyMs = busyMs ?? next.busyMs;
+        next.finishedAt = Date.now();
+        this.note(next, `${status}: ${failure.message}`);
+      },
+      failure.message,
+    );
   }
 
   protected updateProgress(record: JobRecord, progress: JobProgress): void {

@@ -323,7 +323,7 @@ export class BullJobQueue<KM extends KindMap> extends QueueCore<KM> {
       if (!found) return;
       // Submitted by another process: adopt it so this one reports it too.
       record = stored ?? this.recordFromJob(lane, found.job);
-      await this.transition(record, 'queued');
+      await this.adopt(record);
     }
     if (found) await this.apply(record, found.state, found.job, requeueReason);
   }
