@@ -58,6 +58,8 @@ class LaneRunner {
   private worker?: Worker<BullJobData, BullReturn>;
   /** Jobs this runner holds the lock of, with their lock tokens. */
   private readonly held = new Map<string, { job: BullJob; token: string }>();
+  /** Jobs whose outcome is being written: their lock is renewed, but they have nothing left to stop. */
+  private readonly acknowledging = new Set<string>();
   /** A job fetched while filling a batch that did not fit it; runs next. */
   private pending?: BullJob;
   private stopping = false;
@@ -210,10 +212,12 @@ class LaneRunner {
   private async finish(job: BullJob, outcome: ExecOutcome): Promise<void> {
     const token = this.held.get(job.id!)?.token;
     if (!token) return;
+    this.acknowledging.add(job.id!);
     try {
       await this.acknowledge(job, token, outcome);
     } finally {
       this.held.delete(job.id!);
+      this.acknowledging.delete(job.id!);
     }
   }
 
@@ -259,7 +263,7 @@ class LaneRunner {
       );
       for (const id of lost) {
         // Another worker may already run it: stop ours rather than run it twice.
-        if (!this.held.has(id)) continue;
+        if (!this.held.has(id) || this.acknowledging.has(id)) continue;
         this.options.log.warn('lost the lock of a job; stopping it here', { jobId: id });
         this.executor.abort(id, { code: 'shutdown' });
       }
