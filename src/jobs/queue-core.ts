@@ -1,7 +1,6 @@
 // What both queues share: submission with policies, the in-memory view of unfinished jobs,
 // positions and ETAs, events (each transition once per process), waiting, listing, stats, and the
 // scheduled cleanup of artifacts and old records. Subclasses move jobs through their backend.
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { ScheduledTask } from 'node-cron';
 import { UserError } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -19,6 +18,7 @@ import {
   type SubmitSnapshot,
   serverOf,
 } from './policy.ts';
+import { writeJobRecord } from './store-writes.ts';
 import {
   type Actor,
   isTerminal,
@@ -34,6 +34,8 @@ import {
   type QueueStats,
   type SubmitRequest,
 } from './types.ts';
+
+export { StoreWriteError } from './store-writes.ts';
 
 export interface MaintenanceOptions {
   /** node-cron expression for artifact and record cleanup. */
@@ -53,24 +55,6 @@ export interface QueueCoreOptions<KM extends KindMap> {
   maintenance?: MaintenanceOptions;
   /** Pauses between the tries of a job state write before it counts as failed (default ~3 s in all). */
   storeRetryDelaysMs?: readonly number[];
-}
-
-const STORE_RETRY_DELAYS_MS = [100, 200, 400, 800, 1_600];
-
-/** A job state change the store would not take: the change did not happen, and must not be acted on. */
-export class StoreWriteError extends Error {
-  override name = 'StoreWriteError';
-  constructor(
-    readonly jobId: string,
-    cause: unknown,
-  ) {
-    super(
-      `could not store the state of job ${jobId}: ${cause instanceof Error ? cause.message : String(cause)}`,
-      {
-        cause,
-      },
-    );
-  }
 }
 
 /** Largest payload accepted, as JSON: payloads travel through IPC and Redis. */
@@ -385,22 +369,8 @@ export abstract class QueueCore<KM extends KindMap> implements JobQueue<KM> {
   }
 
   /** Writes a record, riding out a short store outage; `StoreWriteError` once it gives up. */
-  protected async persist(record: JobRecord): Promise<void> {
-    const delays = this.options.storeRetryDelaysMs ?? STORE_RETRY_DELAYS_MS;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await this.store.put(record);
-        return;
-      } catch (err) {
-        if (attempt >= delays.length) throw new StoreWriteError(record.id, err);
-        this.log.warn('could not store a job state change; retrying', {
-          jobId: record.id,
-          status: record.status,
-          error: (err as Error).message,
-        });
-        await sleep(delays[attempt]);
-      }
-    }
+  protected persist(record: JobRecord): Promise<void> {
+    return writeJobRecord(this.store, record, this.log, this.options.storeRetryDelaysMs);
   }
 
   /** Adopts a job another process submitted: stored as it is, then reported as queued. */

@@ -616,7 +616,7 @@ export function defineQueueSuite(backend: 'embedded' | 'bullmq'): void {
         });
         await until(
           'the job to start in the old worker',
-          () => runsIn(marker).length === 1 || undefined,
+          () => (id && runsIn(marker).length === 1) || undefined,
           30_000,
         );
         const gone = new Promise((resolve) => owner!.once('exit', resolve));
@@ -625,7 +625,6 @@ export function defineQueueSuite(backend: 'embedded' | 'bullmq'): void {
         // At once, without waiting for the old worker: it still runs the job. (Its grace before
         // a kill outlasts the block here, so the old worker ends the job itself and says so.)
         const queue = await harness.open({ timing: { hardKillGraceMs: 5_000 } });
-        await until('the job id', () => id || undefined);
         const done = await queue.waitFor(id, { timeoutMs: 30_000 });
         expect(done.status).toBe('completed');
         const runs = expectRunOnce(marker);

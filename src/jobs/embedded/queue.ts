@@ -2,7 +2,6 @@
 // restart resumes it) and feeds one forked worker process over IPC. The owner decides what runs:
 // one batch per lane at a time, priority then age, `generate` jobs with one batch key together.
 // It outlives its worker: a worker that dies has its jobs retried (or failed) and is restarted.
-import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { UserError } from '../../errors.ts';
@@ -13,7 +12,8 @@ import { type KindMap, LANES, type Lane } from '../kinds.ts';
 import { QueueCore, type QueueCoreOptions, StoreWriteError } from '../queue-core.ts';
 import type { JobRecord } from '../types.ts';
 import type { FromWorker, WorkerProcessConfig } from '../worker/protocol.ts';
-import { WORKER_ENTRY, type WorkerExit, WorkerSupervisor } from '../worker/supervisor.ts';
+import { type WorkerExit, WorkerSupervisor } from '../worker/supervisor.ts';
+import { isAlive, outliveOrphanWorkers } from './orphans.ts';
 
 export interface EmbeddedQueueOptions {
   dataDir: string;
@@ -42,25 +42,6 @@ interface RunningBatch {
   id: number;
   lane: Lane;
   jobIds: Set<string>;
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** Whether `pid` runs our worker entry (Linux /proc); elsewhere, or when unsure, false. */
-async function isWorkerProcess(pid: number): Promise<boolean> {
-  try {
-    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8');
-    return cmdline.split('\0').includes(WORKER_ENTRY);
-  } catch {
-    return false;
-  }
 }
 
 export class EmbeddedJobQueue<KM extends KindMap> extends QueueCore<KM> {
@@ -145,7 +126,10 @@ export class EmbeddedJobQueue<KM extends KindMap> extends QueueCore<KM> {
     await this.store.renewOwner();
     await this.openCore();
     const unfinished = await this.store.unfinished();
-    await this.outliveOrphans(unfinished);
+    await outliveOrphanWorkers(unfinished, {
+      graceMs: this.abortGraceMs + (this.embedded.hardKillGraceMs ?? 10_000),
+      log: this.log,
+    });
     for (const record of unfinished) await this.recover(record);
     this.timers.push(setInterval(() => void this.store.renewOwner().catch(() => {}), leaseMs));
     this.timers.push(setInterval(() => void this.pollCancelRequests(), this.embedded.cancelPollMs ?? 1_000));
@@ -154,39 +138,6 @@ export class EmbeddedJobQueue<KM extends KindMap> extends QueueCore<KM> {
     this.supervisor.on('exit', (exit) => this.track(this.onWorkerExit(exit)));
     this.supervisor.start();
     await this.pollCancelRequests();
-  }
-
-  /**
-   * Waits for the workers of a previous owner that still run its jobs: a worker whose owner died
-   * stops within its abort grace, but one inside a long synchronous operation cannot notice. Its
-   * jobs are not started again before it is gone, or they would run twice at once. Past the
-   * owner's own deadline for a stuck worker, it is killed (once /proc confirms it is our worker).
-   */
-  private async outliveOrphans(unfinished: JobRecord[]): Promise<void> {
-    const here = `${hostname()}:`;
-    const pids = new Set<number>();
-    for (const record of unfinished) {
-      if (record.status !== 'running' || !record.worker?.startsWith(here)) continue;
-      const pid = Number(record.worker.slice(here.length));
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) pids.add(pid);
-    }
-    if (pids.size === 0) return;
-    this.log.warn("waiting for the previous owner's workers to stop before resuming their jobs", {
-      pids: [...pids],
-    });
-    const deadline = Date.now() + this.abortGraceMs + (this.embedded.hardKillGraceMs ?? 10_000);
-    while ([...pids].some(isAlive)) {
-      if (Date.now() > deadline) {
-        for (const pid of [...pids].filter(isAlive)) {
-          if (!(await isWorkerProcess(pid))) continue;
-          this.log.error("killing a previous owner's worker that did not stop", { pid });
-          process.kill(pid, 'SIGKILL');
-        }
-        await sleep(200);
-        return;
-      }
-      await sleep(100);
-    }
   }
 
   /** A job the previous owner left unfinished: queued ones wait again, running ones were cut off. */
