@@ -249,10 +249,15 @@ export class FacestyleBot {
   ): Promise<void> {
     const receivedAt = Date.now();
     const respond = new Responder(interaction);
+    const isAdmin = isGuildAdmin(interaction, this.context.config.adminRoleIds);
     const ctx: InteractionContext = {
       ...this.context,
       respond,
-      isAdmin: isGuildAdmin(interaction, this.context.config.adminRoleIds),
+      isAdmin,
+      // Outside a server (refused below) the member has no server and no admin rights.
+      actor: interaction.guildId
+        ? { userId: interaction.user.id, guildId: interaction.guildId, isAdmin }
+        : { userId: interaction.user.id, guildId: '', isAdmin: false },
     };
     const safetyNet = setTimeout(() => {
       respond

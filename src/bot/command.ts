@@ -6,6 +6,7 @@ import type {
   Client,
   RESTPostAPIChatInputApplicationCommandsJSONBody,
 } from 'discord.js';
+import type { Actor } from '../jobs/types.ts';
 import type { Logger } from '../log.ts';
 import type { BotConfig } from './config.ts';
 import type { Acknowledgement, Responder, Visibility } from './respond.ts';
@@ -30,6 +31,11 @@ export interface InteractionContext extends BotContext {
   respond: Responder;
   /** Manage Server (or Administrator) permission, or one of FACESTYLE_ADMIN_ROLES. */
   isAdmin: boolean;
+  /**
+   * The member as the job queue sees them: their server and their rights there. Every queue call
+   * takes this one, so admin rights and server caps always key on the interaction's server.
+   */
+  actor: Actor;
 }
 
 export interface SlashCommand {

@@ -117,7 +117,7 @@ export function jobStatusEmbed(
       etaLine(job.etaSeconds, now),
     );
   } else if (job.status === 'failed' || job.status === 'cancelled') {
-    lines.push(job.failure?.message ?? 'no reason given');
+    lines.push(failureLine(job));
   }
   const embed = new EmbedBuilder()
     .setTitle(STATUS_TITLES[job.status])
@@ -126,6 +126,21 @@ export function jobStatusEmbed(
     .setFooter({ text: `job ${job.id}` });
   if (options.previewName) embed.setImage(`attachment://${options.previewName}`);
   return embed;
+}
+
+const INTERNAL_REFERENCE = /^an internal error stopped the job \(log reference ([0-9a-f]{8})\)$/;
+
+/**
+ * Why a job ended, for members. Failures of code `error` are internal: only the queue's own
+ * "log reference" wording is shown; any other text under that code (a record from an older
+ * version, a foreign error) is replaced by the job id, which the worker log is keyed by too.
+ */
+export function failureLine(job: Pick<JobInfo, 'id' | 'failure'>): string {
+  const failure = job.failure;
+  if (!failure) return 'no reason given';
+  if (failure.code !== 'error') return failure.message;
+  const reference = INTERNAL_REFERENCE.exec(failure.message)?.[1];
+  return `Something went wrong on our side; it is not something you did. If it keeps happening, tell an admin and quote \`${reference ?? job.id}\`.`;
 }
 
 export function cancelButton(jobId: string): ButtonBuilder {

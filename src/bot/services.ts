@@ -6,7 +6,10 @@ import type { JobQueue } from '../jobs/types.ts';
 import type { VoteStore } from '../store/votes.ts';
 
 /** The job queue as the bot uses it. `createJobQueue()`'s queue satisfies it. */
-export type BotJobs = Pick<JobQueue<JobKinds>, 'submit' | 'get' | 'list' | 'cancel' | 'subscribe' | 'stats'>;
+export type BotJobs = Pick<
+  JobQueue<JobKinds>,
+  'submit' | 'admit' | 'get' | 'list' | 'cancel' | 'subscribe' | 'stats'
+>;
 
 export type ModelKind = 'base' | 'finetuned' | 'blend';
 

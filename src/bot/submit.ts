@@ -25,7 +25,7 @@ export async function submitAndShow<K extends JobKind>(
   const job = await ctx.services.jobs.submit({
     kind,
     payload,
-    actor: { userId: interaction.user.id, isAdmin: ctx.isAdmin },
+    actor: ctx.actor,
     meta: jobMeta(interaction),
   });
   await ctx.tracker.watch(job, new InteractionReplyTarget(ctx.respond, ctx.client, ctx.tokenLifetimeMs));

@@ -90,20 +90,38 @@ describe('JobExecutor', () => {
     expect(existsSync(join(root, 'j1'))).toBe(true);
   });
 
-  it('turns handler errors into failures a user can read', async () => {
+  it('turns handler errors into failures a user can read, internal ones into a log reference', async () => {
     const c = collector();
-    const run = executor();
+    const logged: Array<{ msg: string; fields?: Record<string, unknown> }> = [];
+    const capture = (msg: string, fields?: Record<string, unknown>) => logged.push({ msg, fields });
+    const run = new JobExecutor(registry, {
+      artifactsRoot: root,
+      log: { debug: capture, info: capture, warn: capture, error: capture },
+    });
     await run.run([job('oom', 'work', { ms: 1, fail: 'oom' })], c.sink);
     await run.run([job('user', 'work', { ms: 1, fail: 'user' })], c.sink);
     await run.run([job('bug', 'work', { ms: 1, fail: 'bug' })], c.sink);
     await run.run([job('none', 'nothing', {})], c.sink);
     const failureOf = (id: string) => (c.outcomes.get(id) as { failure: unknown }).failure;
-    expect(failureOf('oom')).toMatchObject({
+    expect(failureOf('oom')).toEqual({
       code: 'oom',
-      message: expect.stringMatching(/GPU ran out of memory \(WebGPU: Out of memory/),
+      message: 'the GPU ran out of memory; try fewer images or a smaller model',
     });
     expect(failureOf('user')).toEqual({ code: 'invalid', message: 'that image has no face in it' });
-    expect(failureOf('bug')).toEqual({ code: 'error', message: 'the job failed: x is undefined' });
+    const bug = failureOf('bug') as { code: string; message: string };
+    expect(bug.code).toBe('error');
+    const reference = /^an internal error stopped the job \(log reference ([0-9a-f]{8})\)$/.exec(
+      bug.message,
+    )?.[1];
+    expect(reference, bug.message).toBeDefined();
+    expect(bug.message).not.toContain('undefined');
+    // The full error, with its stack, is in the log under that reference.
+    const entry = logged.find((line) => line.fields?.reference === reference);
+    expect(entry?.fields).toMatchObject({ jobId: 'bug', kind: 'work', error: 'x is undefined' });
+    expect(String(entry?.fields?.stack)).toContain('TypeError: x is undefined');
+    expect(logged.find((line) => line.fields?.jobId === 'oom')?.fields?.error).toContain(
+      'Out of memory allocating',
+    );
     expect(failureOf('none')).toMatchObject({ code: 'unsupported' });
   });
 
@@ -151,7 +169,7 @@ describe('JobExecutor', () => {
     });
     expect(c.outcomes.get('g13')).toMatchObject({
       status: 'failed',
-      failure: { message: 'the job failed: bad seed' },
+      failure: { code: 'error', message: expect.stringMatching(/^an internal error stopped the job/) },
     });
   });
 

@@ -189,7 +189,7 @@ async function run(interaction: ChatInputCommandInteraction, ctx: InteractionCon
           snapshotEvery: request.snapshotEvery,
           runDir,
         },
-        actor: { userId: interaction.user.id, isAdmin: true },
+        actor: ctx.actor,
         meta: { ...jobMeta(interaction), statusMessageId: where.messageId, modelName: name },
       });
       submitted = true;

@@ -1,6 +1,6 @@
 // /toonify photo [blend] [layer] [face]: a member's own photo in a community style, shown as
-// original | reconstruction | stylised with a vote button. The attachment is checked before any
-// download, fetched at once (CDN links expire) and checked again by its bytes. The photo serves this
+// original | reconstruction | stylised with a vote button. The attachment and the member's quota
+// are checked before any download, fetched at once (CDN links expire) and checked again by its bytes. The photo serves this
 // one job: the worker deletes it when the job ends, and so does the bot for a job that never ran
 // (see src/store/toonify-photos.ts). It never enters a dataset, the catalogue or a contest.
 import { open, rename, rm } from 'node:fs/promises';
@@ -131,8 +131,11 @@ async function fetchPhoto(interaction: ChatInputCommandInteraction, ctx: BotCont
 
 async function run(interaction: ChatInputCommandInteraction, ctx: InteractionContext): Promise<void> {
   const photo = interaction.options.getAttachment('photo', true);
+  // Cheapest first: the attachment's declared type and size, the member's quota and the server's
+  // cap, the options; only then the download (up to MAX_PHOTO_BYTES) and the decode of its bytes.
   checkPhotoAttachment(photo);
   await ctx.respond.defer('public');
+  await ctx.services.jobs.admit('toonify', ctx.actor);
   const style = await stylePayload(interaction, ctx);
   const photoPath = await fetchPhoto(interaction, ctx, photo);
   const policy = { dataDir: ctx.config.dataDir, retentionMs: ctx.config.toonifyPhotoRetentionMs ?? 0 };
@@ -140,7 +143,7 @@ async function run(interaction: ChatInputCommandInteraction, ctx: InteractionCon
     .submit({
       kind: 'toonify',
       payload: { ...style, photoPath },
-      actor: { userId: interaction.user.id, isAdmin: ctx.isAdmin },
+      actor: ctx.actor,
       meta: jobMeta(interaction),
     })
     .catch(async (err: unknown) => {

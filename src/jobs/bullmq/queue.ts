@@ -323,7 +323,7 @@ export class BullJobQueue<KM extends KindMap> extends QueueCore<KM> {
       if (!found) return;
       // Submitted by another process: adopt it so this one reports it too.
       record = stored ?? this.recordFromJob(lane, found.job);
-      await this.transition(record, 'queued');
+      await this.adopt(record);
     }
     if (found) await this.apply(record, found.state, found.job, requeueReason);
   }
@@ -366,7 +366,7 @@ export class BullJobQueue<KM extends KindMap> extends QueueCore<KM> {
       const value = job.returnvalue as BullReturn | null;
       await this.markCompleted(record, value?.result, value?.busyMs ?? 0, value?.batchSize ?? 1);
     } else if (state === 'failed') {
-      await this.markFailed(record, decodeFailure(job.failedReason));
+      await this.markFailed(record, decodeFailure(job.failedReason, this.log, record.id));
     } else if (state === 'waiting' || state === 'prioritized' || state === 'delayed') {
       if (record.status === 'running') await this.markRequeued(record, requeueReason ?? 'its worker stopped');
     }

@@ -13,7 +13,7 @@ import type {
 import { UserError } from '../../../src/errors.ts';
 import { JobAlreadyFinishedError, JobNotFoundError } from '../../../src/jobs/errors.ts';
 import { type JobKinds, KIND_SPECS, type KindOf } from '../../../src/jobs/kinds.ts';
-import { assertMayCancel } from '../../../src/jobs/policy.ts';
+import { assertMayCancel, checkSubmit, type QueuePolicy, serverOf } from '../../../src/jobs/policy.ts';
 import type {
   Actor,
   JobEvent,
@@ -35,6 +35,29 @@ export class MemoryJobs implements BotJobs {
   private readonly listeners = new Set<(event: JobEvent) => void>();
   /** Throws this from the next submit (e.g. a QuotaExceededError), once. */
   failNextSubmit?: Error;
+  /** Quotas and caps, applied with the real queue's rules; absent: none, so tests submit freely. */
+  policy?: QueuePolicy;
+  /** Actors that `admit` or `submit` were asked about, in order. */
+  readonly admitted: Actor[] = [];
+  private readonly submissions: Array<{ userId: string; kind: string; at: number }> = [];
+
+  async admit(kind: KindOf<JobKinds>, actor: Actor): Promise<void> {
+    this.admitted.push(actor);
+    if (!this.policy) return;
+    const now = Date.now();
+    const active = [...this.jobs.values()].filter((job) => !isTerminal(job.status));
+    const mine = active.filter((job) => job.userId === actor.userId);
+    const submitted = this.submissions.filter((s) => s.userId === actor.userId && s.kind === kind);
+    checkSubmit(this.policy, kind, actor, {
+      queuedTotal: active.filter((job) => job.status === 'queued').length,
+      userActive: mine.length,
+      serverActive: active.filter((job) => serverOf(job) === actor.guildId).length,
+      userActiveOfKind: mine.filter((job) => job.kind === kind).length,
+      userLastSubmitAt: submitted.at(-1)?.at,
+      userSubmittedToday: submitted.length,
+      now,
+    });
+  }
 
   async submit<K extends KindOf<JobKinds>>(
     request: SubmitRequest<JobKinds, K>,
@@ -46,6 +69,8 @@ export class MemoryJobs implements BotJobs {
     }
     const spec = KIND_SPECS[request.kind];
     const payload = spec.validate(request.payload);
+    await this.admit(request.kind, request.actor);
+    this.submissions.push({ userId: request.actor.userId, kind: request.kind, at: Date.now() });
     const id = `j${(++sequence).toString(36).padStart(4, '0')}${Date.now().toString(36)}`;
     const job = {
       id,
@@ -55,7 +80,7 @@ export class MemoryJobs implements BotJobs {
       status: 'queued',
       payload,
       userId: request.actor.userId,
-      meta: request.meta ?? {},
+      meta: { ...request.meta, ...(request.actor.guildId ? { guildId: request.actor.guildId } : {}) },
       createdAt: Date.now(),
       attempt: 0,
       maxAttempts: spec.maxAttempts,
