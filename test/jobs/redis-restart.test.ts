@@ -132,7 +132,9 @@ describe.skipIf(skipServices)('BullMQ queue through a Redis restart', () => {
         policy: OPEN_POLICY,
       },
       kinds: TEST_KIND_SPECS,
-      timing: FAST_TIMING,
+      // The lock must outlive the outage (kill, restart, AOF replay): on a loaded 2-core machine that
+      // took over FAST_TIMING's 1.5 s, the lock key expired and the stalled check re-ran the job.
+      timing: { ...FAST_TIMING, lockDurationMs: 15_000, stalledIntervalMs: 2_000 },
       maintenance: false,
     });
     try {
