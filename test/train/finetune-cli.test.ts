@@ -46,7 +46,18 @@ const runArgs = (out: string, previewSeeds: string) => [
   previewSeeds,
 ];
 
-const SCRATCH = ['--resolution', '8', '--cbase', '128', '--cmax', '16', '--z-dim', '8', '--w-dim', '8'];
+const SCRATCH = [
+  '--resolution',
+  '8',
+  '--channel-base',
+  '128',
+  '--channel-max',
+  '16',
+  '--z-dim',
+  '8',
+  '--w-dim',
+  '8',
+];
 
 beforeAll(async () => {
   workDir = await mkdtemp(join(tmpdir(), 'facestyle-finetune-'));
