@@ -147,6 +147,6 @@ describe('facestyle finetune', () => {
     ).rejects.toThrow(/--aug/);
     await expect(
       run([...SCRATCH, '--data', join(workDir, 'nowhere'), '--out', out, '--epochs', '1']),
-    ).rejects.toThrow(/training images/);
+    ).rejects.toThrow(/--data .*nowhere does not exist/);
   });
 });

@@ -84,7 +84,11 @@ export async function trainingImages(
   resolution: number,
 ): Promise<{ dir: string; built: boolean }> {
   const info = await stat(data).catch(() => null);
-  if (!info) throw new UserError(`--data ${data} does not exist`);
+  if (!info)
+    throw new UserError(
+      `--data ${data} does not exist`,
+      'give a folder of training images, or a dataset built by `facestyle dataset build`',
+    );
   if (info.isFile()) {
     const name = basename(data).replace(ARCHIVE, '');
     if (ARCHIVE.test(data))
