@@ -16,7 +16,7 @@ const REPO = join(import.meta.dirname, '../..');
 const FULL = process.env.FACESTYLE_README_FULL === '1';
 
 /** The lines of the first ```sh block under `heading`, continuation lines joined, comments cut. */
-export function commandLines(markdown: string, heading: string): string[] {
+function commandLines(markdown: string, heading: string): string[] {
   const section = markdown.slice(markdown.indexOf(`\n${heading}\n`));
   if (section.length === markdown.length + 1) throw new Error(`no "${heading}" section`);
   const block = /```sh\n([\s\S]*?)```/.exec(section);

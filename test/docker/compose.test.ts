@@ -85,7 +85,7 @@ function block(lines: Line[], start: number, indent: number): [Yaml, number] {
   return [map, i];
 }
 
-export function parseYamlSubset(text: string): YamlMap {
+function parseYamlSubset(text: string): YamlMap {
   const lines: Line[] = [];
   for (const [n, raw] of text.split('\n').entries()) {
     if (raw.includes('\t')) throw new Error(`line ${n + 1}: tab`);
@@ -126,7 +126,10 @@ describe('docker-compose.yml', () => {
   it('pins no Vulkan ICD path: the NVIDIA toolkit mounts it where the loader looks', () => {
     for (const [name, service] of Object.entries(services)) {
       const environment = Object.keys((service.environment as YamlMap | undefined) ?? {});
-      expect(environment.filter((key) => key.startsWith('VK_')), name).toEqual([]);
+      expect(
+        environment.filter((key) => key.startsWith('VK_')),
+        name,
+      ).toEqual([]);
     }
   });
 

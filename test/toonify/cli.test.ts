@@ -79,6 +79,8 @@ describe('facestyle toonify', () => {
     // Neither: the style fine-tuned from the base, which this fixture model does not have.
     const neither = await cli(...common, '--out', root);
     expect(neither.code).toBe(1);
-    expect(neither.stderr).toMatch(/error: no --style given and no style model fine-tuned from .* is installed/);
+    expect(neither.stderr).toMatch(
+      /error: no --style given and no style model fine-tuned from .* is installed/,
+    );
   });
 });
