@@ -24,7 +24,11 @@ describe('SqliteKeyvStore', () => {
     const keyv = openKeyv<{ id: string; status: string }>(`sqlite://${file}`, 'facestyle-jobs');
     expect(await keyv.get('job-1')).toEqual({ id: 'job-1', status: 'done' });
     await keyv.set('job-2', { id: 'job-2', status: 'queued' });
-    expect((await entriesOf(keyv)).map(([key]) => key)).toEqual(['job-1', 'job-2']);
+    await keyv.set('job-0', { id: 'job-0', status: 'queued' });
+    await keyv.set('job-1', { id: 'job-1', status: 'running' });
+    // Listed in the order first written (as @keyv/sqlite did), not by key: queue order builds on it.
+    expect((await entriesOf(keyv)).map(([key]) => key)).toEqual(['job-1', 'job-2', 'job-0']);
+    expect(await keyv.get('job-1')).toEqual({ id: 'job-1', status: 'running' });
     await closeKeyv(keyv);
   });
 
