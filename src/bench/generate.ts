@@ -1,6 +1,13 @@
 // `npm run bench -- generate`: generator throughput (images/s) per backend and batch size, at
 // paper256 sizes by default (randomly initialised: speed does not depend on the weights).
 import type { Command } from 'commander';
+import {
+  type ArchitectureFlags,
+  addArchitectureOptions,
+  parseArchitecture,
+  parseNumber,
+  positiveInt,
+} from '../cli/options.ts';
 import { type BackendName, initBackend } from '../model/backend.ts';
 import { defaultGeneratorConfig, type GeneratorConfig } from '../model/config.ts';
 import { initParams } from '../model/init.ts';
@@ -10,13 +17,10 @@ import { imagesPerPass } from '../model/sampling.ts';
 import { tf } from '../model/tf.ts';
 import { machineDescription, markdownTable, timeIt, today } from './common.ts';
 
-export interface GenerateBenchOptions {
+export interface GenerateBenchOptions extends ArchitectureFlags {
   backend?: string;
   res: string;
   batches: string;
-  channelBase: string;
-  channelMax: string;
-  mappingLayers: string;
   seconds: string;
   warmup: string;
   minIters: string;
@@ -25,15 +29,13 @@ export interface GenerateBenchOptions {
 export async function benchGenerate(opts: GenerateBenchOptions): Promise<string> {
   const info = await initBackend(opts.backend as BackendName | undefined);
   const cfg: GeneratorConfig = defaultGeneratorConfig({
-    resolution: Number(opts.res),
-    channelBase: Number(opts.channelBase),
-    channelMax: Number(opts.channelMax),
-    mappingLayers: Number(opts.mappingLayers),
+    resolution: positiveInt('--res', opts.res),
+    ...parseArchitecture(opts),
   });
   const params = initParams(Generator.specs(cfg), 1);
   const G = new Generator(cfg, params);
   const rows: Array<Array<string | number>> = [];
-  for (const batch of opts.batches.split(',').map(Number)) {
+  for (const batch of opts.batches.split(',').map((b) => positiveInt('--batches', b))) {
     // Where one pass of `batch` would not fit (wasm's heap), the batch runs in passes, as the worker does.
     const perPass = imagesPerPass(cfg, batch);
     const zs = Array.from({ length: Math.ceil(batch / perPass) }, (_, i) =>
@@ -47,7 +49,11 @@ export async function benchGenerate(opts: GenerateBenchOptions): Promise<string>
           img.dispose();
         }
       },
-      { minSeconds: Number(opts.seconds), warmup: Number(opts.warmup), minIters: Number(opts.minIters) },
+      {
+        minSeconds: parseNumber('--seconds', opts.seconds),
+        warmup: parseNumber('--warmup', opts.warmup, { integer: true }),
+        minIters: positiveInt('--min-iters', opts.minIters),
+      },
     );
     tf.dispose(zs);
     const row = [
@@ -70,19 +76,18 @@ export async function benchGenerate(opts: GenerateBenchOptions): Promise<string>
 }
 
 export function register(bench: Command): void {
-  bench
+  const command = bench
     .command('generate')
     .description('generator throughput (images/s) at paper256 sizes, batch 1, 8, 32')
     .option('--res <n>', 'resolution', '256')
     .option('--batches <list>', 'comma-separated batch sizes', '1,8,32')
-    .option('--channel-base <n>', 'channel_base', '16384')
-    .option('--channel-max <n>', 'channel_max', '512')
-    .option('--mapping-layers <n>', 'mapping layers', '8')
     .option('--seconds <n>', 'minimum timed seconds per batch size', '10')
     .option('--warmup <n>', 'untimed warm-up passes (shader compilation, allocation)', '2')
-    .option('--min-iters <n>', 'minimum timed passes', '3')
-    .action(async (opts: Omit<GenerateBenchOptions, 'backend'>, cmd: Command) => {
+    .option('--min-iters <n>', 'minimum timed passes', '3');
+  addArchitectureOptions(command).action(
+    async (opts: Omit<GenerateBenchOptions, 'backend'>, cmd: Command) => {
       // --backend is the program's global option (facestyle --backend / FACESTYLE_BACKEND).
       process.stdout.write(await benchGenerate({ ...opts, backend: cmd.optsWithGlobals().backend }));
-    });
+    },
+  );
 }

@@ -9,6 +9,7 @@ import {
 } from '../../datasets/index.ts';
 import type { AlignMode, MultipleFacesPolicy } from '../../datasets/types.ts';
 import { UserError } from '../../errors.ts';
+import { parseNumber } from '../options.ts';
 import { createProgress, type Progress } from '../progress.ts';
 
 interface DatasetBuildCliOptions {
@@ -25,16 +26,6 @@ interface DatasetBuildCliOptions {
   maxFileMb?: string;
   maxRatio?: string;
   maxMegapixels?: string;
-}
-
-function parseNumber(flag: string, value: string, { integer = false, min = 0 } = {}): number {
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) {
-    throw new UserError(
-      `${flag} must be ${integer ? 'a whole number' : 'a number'} of at least ${min}, got "${value}"`,
-    );
-  }
-  return n;
 }
 
 function parseChoice<T extends string>(flag: string, value: string, choices: readonly T[]): T {
