@@ -15,7 +15,7 @@ import { isTerminal, type JobEvent, type JobInfo } from '../jobs/types.ts';
 import type { Logger } from '../log.ts';
 import type { VoteStore } from '../store/votes.ts';
 import { renderJob, type ShownPreview, type StatusPayload, VOTABLE_KINDS } from './job-views.ts';
-import { formatSeeds } from './replies.ts';
+import { blendStyleLabel, formatSeeds, modelLabel } from './replies.ts';
 import type { Responder } from './respond.ts';
 import type { BotJobs } from './services.ts';
 
@@ -289,9 +289,10 @@ export class JobTracker {
 /** One line naming a result on the leaderboard. */
 function resultTitle(job: JobInfo): string {
   if (job.kind === 'generate')
-    return `seeds ${formatSeeds(job.payload.seeds)} · ${job.payload.checkpoint} · psi ${job.payload.psi}`;
-  if (job.kind === 'blend') return `${job.payload.base} × ${job.payload.style} at ${job.payload.layer}px`;
+    return `seeds ${formatSeeds(job.payload.seeds)} · ${modelLabel(job.payload.checkpoint)} · psi ${job.payload.psi}`;
+  if (job.kind === 'blend')
+    return `${modelLabel(job.payload.base)} × ${blendStyleLabel(job)} at ${job.payload.layer}px`;
   if (job.kind === 'toonify')
-    return `toonify · ${job.payload.blend ?? `${job.payload.style} at ${job.payload.layer}px`}`;
+    return `toonify · ${job.payload.blend ? modelLabel(job.payload.blend) : `${modelLabel(job.payload.style ?? '')} at ${job.payload.layer}px`}`;
   return job.kind;
 }

@@ -16,7 +16,7 @@ import { datasetKey, inputFingerprint } from './key.ts';
 import { type ArchiveLimits, resolveLimits } from './limits.ts';
 import { type PrepareOptions, prepareImage } from './prepare.ts';
 import {
-  type AlignMode,
+  ALIGN_MODES,
   type BuildDatasetOptions,
   type DatasetReport,
   type DatasetStats,
@@ -97,7 +97,7 @@ async function buildInto(work: string, outDir: string, context: BuildContext): P
   await mkdir(join(work, IMAGES_DIR));
   const source = await openInput(context.input, settings.limits);
   const entries: ManifestEntry[] = [];
-  const kept: Array<{ hash: DHash; file: string }> = [];
+  const kept: Array<{ hash: DHash; file: string; centred: boolean }> = [];
   let sources = 0;
 
   for await (const item of source.items()) {
@@ -134,7 +134,7 @@ async function buildInto(work: string, outDir: string, context: BuildContext): P
         }
         entry.file = `${IMAGES_DIR}/${String(kept.length).padStart(6, '0')}.png`;
         await rawInput(prepared.image).png().toFile(join(work, entry.file));
-        kept.push({ hash, file: entry.file });
+        kept.push({ hash, file: entry.file, centred: prepared.transform.kind === 'center' });
         results.push(entry);
       }
     }
@@ -154,9 +154,13 @@ async function buildInto(work: string, outDir: string, context: BuildContext): P
     );
   }
 
+  const centred = kept.filter((k) => k.centred).length;
+  // Centre-cropped thumbnails are marked only when the sheet mixes both kinds (auto alignment).
+  const mixed = centred > 0 && centred < kept.length;
   const contactSheetImages = await writeContactSheet(
     kept.map((k) => join(work, k.file)),
     join(work, CONTACT_SHEET_FILE),
+    mixed ? kept.map((k) => k.centred) : undefined,
   );
   const finishedAt = new Date();
   const seconds = (finishedAt.getTime() - startedAt.getTime()) / 1000;
@@ -169,6 +173,7 @@ async function buildInto(work: string, outDir: string, context: BuildContext): P
     kept: kept.length,
     counts: countStatuses(entries),
     contactSheetImages,
+    keptBy: { faces: kept.length - centred, center: centred },
     seconds: Math.round(seconds * 1000) / 1000,
     entriesPerSecond: Math.round((sources / Math.max(seconds, 1e-3)) * 100) / 100,
     startedAt: startedAt.toISOString(),
@@ -236,12 +241,11 @@ function requireEnoughImages(report: DatasetReport, minImages: number): DatasetR
     .join(', ');
   throw new DatasetError(
     `only ${report.kept} usable image${report.kept === 1 ? '' : 's'}, at least ${minImages} needed${reasons ? ` (${reasons})` : ''}`,
-    `add more images; ${report.manifestPath} says why each file was not used`,
+    `add more images; ${basename(report.manifestPath)} in the dataset folder says why each file was not used`,
     report,
   );
 }
 
-const ALIGN_MODES: readonly AlignMode[] = ['faces', 'center'];
 const MULTIPLE_FACES: readonly MultipleFacesPolicy[] = ['largest', 'all', 'skip'];
 
 function resolveSettings(options: BuildDatasetOptions): Settings {

@@ -126,6 +126,35 @@ export const TOONIFY_DEFAULT_STEPS = 300;
 export const TOONIFY_MAX_STEPS = 1000;
 const TOONIFY_MAX_FACE = 99;
 
+/**
+ * dataset: an uploaded archive into a dataset folder for a fine-tune (src/datasets). On the long
+ * lane because face detection runs TensorFlow.js, which never runs in the bot process.
+ */
+export interface DatasetPayload {
+  /** The archive, in the data folder the bot and the workers share. */
+  archivePath: string;
+  /** Dataset folder to create. */
+  outDir: string;
+  /** The base model's resolution. */
+  resolution: number;
+  /** auto: aligned on a detected face where one is found, centre-cropped otherwise. */
+  align: 'auto' | 'faces' | 'center';
+  /** Fewer usable images fail the job. */
+  minImages: number;
+}
+export interface DatasetResult {
+  datasetDir: string;
+  images: number;
+  /** Entries not used (not an image, no face, duplicate...). */
+  skipped: number;
+  /** Kept images aligned on a detected face, and centre-cropped. */
+  keptBy: { faces: number; center: number };
+  /** "no face found: 2, duplicates: 1": why entries were not used, in words. */
+  notUsed: string;
+  contactSheet?: string;
+}
+const DATASET_ALIGN_MODES = ['auto', 'faces', 'center'];
+
 /** Does nothing for `durationMs` in `steps` progress reports: measures the queue itself. */
 export interface NoopPayload {
   durationMs?: number;
@@ -151,6 +180,7 @@ export type JobKinds = {
   blend: { payload: BlendPayload; result: BlendResult };
   finetune: { payload: FinetunePayload; result: FinetuneResult; resume: FinetuneResume };
   toonify: { payload: ToonifyPayload; result: ToonifyResult };
+  dataset: { payload: DatasetPayload; result: DatasetResult };
   noop: { payload: NoopPayload; result: NoopResult };
 };
 
@@ -337,6 +367,25 @@ export const KIND_SPECS: KindSpecs<JobKinds> = {
           'toonify: "pixelWeight" and "perceptualWeight" cannot both be 0: nothing would be fitted',
         );
       return p as unknown as ToonifyPayload;
+    },
+  },
+  dataset: {
+    lane: 'long',
+    // Before fine-tunes: an admin is waiting for the contact sheet.
+    priority: 5,
+    timeLimitMs: 60 * MINUTE,
+    maxAttempts: 2,
+    units: () => 1,
+    defaultSecondsPerUnit: 120,
+    validate(payload) {
+      const p = record(payload, 'dataset');
+      text(p, 'archivePath', 'dataset');
+      text(p, 'outDir', 'dataset');
+      integer(p, 'resolution', 'dataset', 8, 1024);
+      integer(p, 'minImages', 'dataset', 0, 100_000);
+      if (!DATASET_ALIGN_MODES.includes(p.align as string))
+        throw new UserError(`dataset: "align" must be one of ${DATASET_ALIGN_MODES.join(', ')}`);
+      return p as unknown as DatasetPayload;
     },
   },
   noop: {

@@ -490,7 +490,20 @@ describe('/finetune', () => {
     expect(sheetEdit?.files[0]).toMatchObject({ filename: 'contact-sheet.png' });
     expect(sheetEdit!.files[0].bytes.equals(h.services.datasets.contactSheetPng)).toBe(true);
     expect(sheetEdit!.at).toBeLessThanOrEqual(h.services.jobs.jobs.get(job.id)!.createdAt);
-    expect(String((sheetEdit!.body as { content?: string }).content)).toMatch(/120 faces kept, 3 skipped/);
+    const summaryText = String((sheetEdit!.body as { content?: string }).content);
+    expect(summaryText).toMatch(/120 images kept/);
+    expect(summaryText).toContain('100 aligned on a detected face, 20 centre-cropped');
+    expect(summaryText).toContain('3 files not used (no face found: 2, duplicates: 1)');
+    expect(h.services.datasets.imported.at(-1)?.align).toBe('auto');
+    // The summary stays; the queued notice is a message of its own that keeps the model's name.
+    const summaryMessage = h.fake.originalMessage(record.raw.id)!;
+    expect(summaryMessage.content).toBe(summaryText);
+    const queuedNotice = h.fake.messages.get(h.fake.interactions.get(record.raw.id)!.followUpIds[0])!;
+    expect(isEphemeral(queuedNotice)).toBe(true);
+    expect(queuedNotice.content).toContain(`Fine-tune **anime** queued as job \`${job.id}\``);
+    expect(h.fake.messages.get(job.meta.statusMessageId)!.embeds[0].description).toContain(
+      'fine-tune **anime** from **ffhq256**',
+    );
     expect(h.fake.originalMessage(record.raw.id)!.attachments.map((a) => a.filename)).toEqual([
       'contact-sheet.png',
     ]);

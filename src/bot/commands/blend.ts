@@ -81,9 +81,10 @@ export const blend: SlashCommand = {
       );
     }
     const seedsText = interaction.options.getString('seeds');
+    const epoch = interaction.options.getInteger('epochs', true);
     const payload: BlendPayload = {
       base,
-      style: await ctx.services.models.snapshot(model.name, interaction.options.getInteger('epochs', true)),
+      style: await ctx.services.models.snapshot(model.name, epoch),
       layer,
       width: interaction.options.getInteger('width') ?? 0,
       direction: (interaction.options.getString('direction') ?? 'texture') as BlendPayload['direction'],
@@ -93,7 +94,11 @@ export const blend: SlashCommand = {
       psi: DEFAULT_PSI,
       matrix: interaction.options.getBoolean('matrix') ?? false,
     };
-    await submitAndShow(interaction, ctx, 'blend', payload);
+    // The payload's style is a checkpoint reference; members know it by name and epoch.
+    await submitAndShow(interaction, ctx, 'blend', payload, {
+      styleModel: model.name,
+      styleEpoch: String(epoch),
+    });
   },
   autocomplete: (interaction, ctx) => autocompleteModel(interaction, ctx, ['finetuned']),
 };

@@ -22,6 +22,7 @@ import {
   type InteractionRecord,
   MessageFlag,
 } from '../../support/fake-discord/index.ts';
+import { serverPathLeaks } from './member-text.ts';
 import { MemoryCatalog, MemoryJobs, RecordingDatasets } from './memory-services.ts';
 
 export const TEST_MODELS: ModelSummary[] = [
@@ -103,11 +104,17 @@ export class BotHarness {
     return { record, outcome };
   }
 
+  /**
+   * Stops everything; throws (failing the suite's afterAll) when any message the suite made shows
+   * a server path or the data folder's name.
+   */
   async close(): Promise<void> {
+    const leaks = serverPathLeaks(this.fake.messageHistory, this.dataDir);
     await this.bot.stop();
     this.services.votes.close();
     await this.fake.close();
     rmSync(this.dataDir, { recursive: true, force: true });
+    if (leaks.length) throw new Error(`member-facing text shows server paths:\n${leaks.join('\n')}`);
   }
 }
 
