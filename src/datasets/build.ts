@@ -7,7 +7,15 @@ import { mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/p
 import { basename, dirname, join, resolve } from 'node:path';
 import { logger } from '../log.ts';
 import { writeContactSheet } from './contact-sheet.ts';
-import { type DHash, dHash, dHashHex, hammingDistance } from './dhash.ts';
+import {
+  confirmationThumb,
+  type DHash,
+  DUPLICATE_MAX_MEAN_DIFFERENCE,
+  dHash,
+  dHashHex,
+  hammingDistance,
+  meanDifference,
+} from './dhash.ts';
 import { displayName } from './entry-path.ts';
 import { DatasetError } from './errors.ts';
 import { rawInput } from './image.ts';
@@ -97,7 +105,7 @@ async function buildInto(work: string, outDir: string, context: BuildContext): P
   await mkdir(join(work, IMAGES_DIR));
   const source = await openInput(context.input, settings.limits);
   const entries: ManifestEntry[] = [];
-  const kept: Array<{ hash: DHash; file: string; centred: boolean }> = [];
+  const kept: Array<{ hash: DHash; thumb: Uint8Array; file: string; centred: boolean }> = [];
   let sources = 0;
 
   for await (const item of source.items()) {
@@ -122,7 +130,13 @@ async function buildInto(work: string, outDir: string, context: BuildContext): P
           hash: dHashHex(hash),
           sourceSize: prepared.sourceSize,
         };
-        const original = kept.find((k) => hammingDistance(k.hash, hash) <= settings.duplicateDistance);
+        const thumb = await confirmationThumb(prepared.image);
+        // The hash finds candidates cheaply; the thumbnails confirm them (see dhash.ts).
+        const original = kept.find(
+          (k) =>
+            hammingDistance(k.hash, hash) <= settings.duplicateDistance &&
+            meanDifference(k.thumb, thumb) <= DUPLICATE_MAX_MEAN_DIFFERENCE,
+        );
         if (original) {
           results.push({
             ...entry,
@@ -134,7 +148,7 @@ async function buildInto(work: string, outDir: string, context: BuildContext): P
         }
         entry.file = `${IMAGES_DIR}/${String(kept.length).padStart(6, '0')}.png`;
         await rawInput(prepared.image).png().toFile(join(work, entry.file));
-        kept.push({ hash, file: entry.file, centred: prepared.transform.kind === 'center' });
+        kept.push({ hash, thumb, file: entry.file, centred: prepared.transform.kind === 'center' });
         results.push(entry);
       }
     }
