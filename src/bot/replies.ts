@@ -106,6 +106,11 @@ export function describeJob(job: JobInfo): string {
   }
 }
 
+/** The ETA line: at `etaAt` when the caller keeps one steady, else from the job's estimate. */
+function shownEta(job: JobInfo, now: number, etaAt?: number): string {
+  return etaAt === undefined ? etaLine(job.etaSeconds, now) : `done ${discordTimestamp(etaAt)}`;
+}
+
 const STATUS_TITLES: Record<JobInfo['status'], string> = {
   queued: '⏳ Queued',
   running: '⚙️ Running',
@@ -120,7 +125,7 @@ const STATUS_TITLES: Record<JobInfo['status'], string> = {
  */
 export function jobStatusEmbed(
   job: JobInfo,
-  options: { previewName?: string; now?: number } = {},
+  options: { previewName?: string; now?: number; etaAt?: number } = {},
 ): EmbedBuilder {
   const now = options.now ?? Date.now();
   const lines = [describeJob(job)];
@@ -132,13 +137,13 @@ export function jobStatusEmbed(
     cancelled: Colors.neutral,
   }[job.status];
   if (job.status === 'queued') {
-    lines.push(`Position **${job.position ?? '?'}** in the queue · ${etaLine(job.etaSeconds, now)}`);
+    lines.push(`Position **${job.position ?? '?'}** in the queue · ${shownEta(job, now, options.etaAt)}`);
   } else if (job.status === 'running') {
     const progress = job.progress;
     lines.push(
       `${progress?.stage ?? 'starting'}`,
       progressBar(progress?.fraction ?? 0),
-      etaLine(job.etaSeconds, now),
+      shownEta(job, now, options.etaAt),
     );
   } else if (job.status === 'failed' || job.status === 'cancelled') {
     lines.push(job.failure?.message ?? 'no reason given');

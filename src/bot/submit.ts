@@ -2,6 +2,7 @@
 import type { ButtonInteraction, ChatInputCommandInteraction } from 'discord.js';
 import type { JobKind, JobKinds, PayloadOf } from '../jobs/kinds.ts';
 import type { InteractionContext } from './command.ts';
+import { checkCooldown } from './cooldowns.ts';
 import { InteractionReplyTarget } from './tracker.ts';
 
 /** The job's caller context: where its messages go after the interaction token ran out. */
@@ -23,6 +24,7 @@ export async function submitAndShow<K extends JobKind>(
   /** More of the job's caller context: model names for display, the result a reroll comes from. */
   extraMeta: Record<string, string> = {},
 ): Promise<void> {
+  checkCooldown(ctx, interaction.user.id, kind);
   await ctx.respond.defer('public');
   const job = await ctx.services.jobs.submit({
     kind,
@@ -30,5 +32,8 @@ export async function submitAndShow<K extends JobKind>(
     actor: { userId: interaction.user.id, isAdmin: ctx.isAdmin },
     meta: { ...jobMeta(interaction), ...extraMeta },
   });
-  await ctx.tracker.watch(job, new InteractionReplyTarget(ctx.respond, ctx.client, ctx.tokenLifetimeMs));
+  ctx.cooldowns.record(interaction.user.id, kind);
+  await ctx.tracker.watch(job, new InteractionReplyTarget(ctx.respond, ctx.client, ctx.tokenLifetimeMs), {
+    queuedGraceMs: ctx.queuedGraceMs,
+  });
 }

@@ -18,6 +18,8 @@ export interface GeneratePayload {
   noiseMode?: NoiseMode;
   /** Also lay the images out as one grid image. */
   grid?: boolean;
+  /** The seeds are noise seeds of variations of face `of` (src/model/seeds.ts variationZ). */
+  variation?: { of: number; strength: number };
 }
 export interface GenerateResult {
   imagePaths: string[];
@@ -39,6 +41,8 @@ export interface BlendPayload {
   psi: number;
   /** Also render the matrix of every swap layer. */
   matrix?: boolean;
+  /** The seeds are noise seeds of variations of face `of`. */
+  variation?: { of: number; strength: number };
 }
 export interface BlendResult {
   /** base | style | blend, one row per seed. */
@@ -259,6 +263,13 @@ function finite(obj: Record<string, unknown>, key: string, kind: string, min: nu
 const MAX_SEEDS = 64;
 const MAX_SEED = 2 ** 32 - 1;
 
+function optionalVariation(obj: Record<string, unknown>, kind: string): void {
+  if (obj.variation === undefined) return;
+  const v = record(obj.variation, `${kind} variation`);
+  integer(v, 'of', `${kind} variation`, 0, MAX_SEED);
+  finite(v, 'strength', `${kind} variation`, 0, 2);
+}
+
 function seeds(obj: Record<string, unknown>, kind: string): number[] {
   const value = obj.seeds;
   if (!Array.isArray(value) || value.length === 0 || value.length > MAX_SEEDS) {
@@ -283,12 +294,13 @@ export const KIND_SPECS: KindSpecs<JobKinds> = {
     units: (p) => p.seeds.length,
     defaultSecondsPerUnit: 2,
     // Only the model and the truncation change the forward pass; seeds are per sample.
-    batchKey: (p) => JSON.stringify([p.checkpoint, p.psi, p.noiseMode ?? 'const']),
+    batchKey: (p) => JSON.stringify([p.checkpoint, p.psi, p.noiseMode ?? 'const', p.variation ?? null]),
     validate(payload) {
       const p = record(payload, 'generate');
       text(p, 'checkpoint', 'generate');
       seeds(p, 'generate');
       finite(p, 'psi', 'generate', -2, 2);
+      optionalVariation(p, 'generate');
       if (p.noiseMode !== undefined && !['const', 'random', 'none'].includes(p.noiseMode as string)) {
         throw new UserError(`generate: "noiseMode" must be const, random or none`);
       }
@@ -310,6 +322,7 @@ export const KIND_SPECS: KindSpecs<JobKinds> = {
       optionalInteger(p, 'width', 'blend', 0, 16);
       seeds(p, 'blend');
       finite(p, 'psi', 'blend', -2, 2);
+      optionalVariation(p, 'blend');
       return p as unknown as BlendPayload;
     },
   },

@@ -140,10 +140,18 @@ describe('/generate, its progress and its result', () => {
     expect(attachment).toMatchObject({ width: 128, height: 96 });
     expect(reply.embeds[0].image?.url).toBe(attachment.url);
     expect(reply.embeds[0].description).toContain(`<@${alice.id}>`);
+    // Reroll and vote, then per face: enlarge and variations, routed by custom id like the others.
     expect(buttons(reply).map((b) => [b.custom_id, b.label])).toEqual([
       [`reroll:${job.id}`, 'Reroll'],
       [`vote:${job.id}`, 'Vote · 0'],
+      ...[0, 1, 2, 3].map((i) => [`enlarge:${job.id}:${i}`, `Enlarge ${i + 1}`]),
+      ...[0, 1, 2, 3].map((i) => [`vary:${job.id}:${i}`, `Vary ${i + 1}`]),
     ]);
+    expect(reply.components).toHaveLength(3);
+    // The exact command that makes it again.
+    expect(reply.embeds[0].description).toContain(
+      'Reproduce: `/generate seed:42 count:4 model:ffhq256 psi:0.7`',
+    );
   });
 
   it('counts a vote on the button itself, and a second press takes it back', async () => {

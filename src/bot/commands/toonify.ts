@@ -16,6 +16,7 @@ import { UserError } from '../../errors.ts';
 import type { ToonifyPayload } from '../../jobs/kinds.ts';
 import { releasePhoto, toonifyPhotosDir } from '../../store/toonify-photos.ts';
 import type { BotContext, InteractionContext, SlashCommand } from '../command.ts';
+import { checkCooldown } from '../cooldowns.ts';
 import { downloadAttachment } from '../download.ts';
 import type { ModelKind, ModelSummary } from '../services.ts';
 import { jobMeta } from '../submit.ts';
@@ -29,8 +30,16 @@ const PHOTO_NAME = /\.(jpe?g|png|webp)$/i;
 const PHOTO_FORMATS = new Set(['jpeg', 'png', 'webp']);
 const STYLE_KINDS: readonly ModelKind[] = ['finetuned', 'blend'];
 const LAYERS = [4, 8, 16, 32, 64, 128, 256, 512, 1024];
-/** Coarse shape from the photo, the rest from the style: the classic toonify swap. */
-const DEFAULT_LAYER = 32;
+/**
+ * The swap layer when none is given: half the model's resolution, at most 32 px. On the 32 px demo
+ * models a swap at 32 changes nothing (the style gives only the last layer) while 16 visibly
+ * stylises and keeps the photo's shape (docs/images/demo-blend-matrix.png); from 64 px up, 32 is
+ * the report's and the classic toonify swap.
+ */
+const MAX_DEFAULT_LAYER = 32;
+export function defaultToonifyLayer(resolution: number): number {
+  return Math.max(4, Math.min(MAX_DEFAULT_LAYER, resolution / 2));
+}
 const MAX_FACE = 20;
 
 function mib(bytes: number): string {
@@ -105,7 +114,7 @@ async function stylePayload(
   }
   const base = model.parent ?? (await ctx.services.models.defaultModel());
   if (!base) throw new UserError(`the model "${model.name}" does not say which model it was trained from`);
-  const swap = layer ?? Math.min(DEFAULT_LAYER, model.resolution);
+  const swap = layer ?? defaultToonifyLayer(model.resolution);
   if (swap > model.resolution) {
     throw new UserError(
       `layer ${swap}px is above the model's resolution (${model.resolution}px)`,
@@ -132,6 +141,7 @@ async function fetchPhoto(interaction: ChatInputCommandInteraction, ctx: BotCont
 async function run(interaction: ChatInputCommandInteraction, ctx: InteractionContext): Promise<void> {
   const photo = interaction.options.getAttachment('photo', true);
   checkPhotoAttachment(photo);
+  checkCooldown(ctx, interaction.user.id, 'toonify');
   await ctx.respond.defer('public');
   const style = await stylePayload(interaction, ctx);
   const photoPath = await fetchPhoto(interaction, ctx, photo);
@@ -148,9 +158,11 @@ async function run(interaction: ChatInputCommandInteraction, ctx: InteractionCon
       await rm(photoPath, { force: true });
       throw err;
     });
+  ctx.cooldowns.record(interaction.user.id, 'toonify');
   const { finished } = await ctx.tracker.watch(
     job,
     new InteractionReplyTarget(ctx.respond, ctx.client, ctx.tokenLifetimeMs),
+    { queuedGraceMs: ctx.queuedGraceMs },
   );
   // The worker releases the photo of a job it ran; this covers one cancelled or failed before that.
   void finished
@@ -185,14 +197,14 @@ export const toonify: SlashCommand = {
       o
         .setName('layer')
         .setDescription(
-          `With a fine-tuned model: resolution where the style takes over (default ${DEFAULT_LAYER}px)`,
+          `Fine-tunes: resolution where the style takes over (default half the model's, at most ${MAX_DEFAULT_LAYER}px)`,
         )
         .addChoices(...LAYERS.map((layer) => ({ name: `${layer}px`, value: layer }))),
     )
     .addIntegerOption((o) =>
       o
         .setName('face')
-        .setDescription('Which face when the photo shows several: 0 is the largest')
+        .setDescription('Which face when the photo shows several (default 0, the largest)')
         .setMinValue(0)
         .setMaxValue(MAX_FACE),
     ),

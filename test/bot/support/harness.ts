@@ -32,7 +32,11 @@ export const TEST_MODELS: ModelSummary[] = [
 
 export const ADMIN_ROLE_ID = '111111111111111111';
 
-export const FAST_TIMING: Partial<BotTiming> = { ackSafetyMs: 1_500, progressRefreshMs: 50 };
+export const FAST_TIMING: Partial<BotTiming> = {
+  ackSafetyMs: 1_500,
+  progressRefreshMs: 50,
+  queuedGraceMs: 0,
+};
 
 export interface HarnessOptions {
   fake?: FakeDiscordOptions;
