@@ -2,7 +2,7 @@
 // uploaded archive of faces. The archive is fetched at once (CDN links expire); progress goes to an
 // ordinary channel message edited in place, which outlives the 15-minute interaction token and a
 // restart of the bot (its ids are kept with the job).
-import { open, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   type Attachment,
@@ -20,6 +20,7 @@ import { Colors, messageLink, progressBar } from '../replies.ts';
 import type { DatasetAlign, ImportedDataset } from '../services.ts';
 import { jobMeta } from '../submit.ts';
 import { ChannelMessageTarget } from '../tracker.ts';
+import { checkUploadSize, declaredType, readHead } from '../uploads.ts';
 import { autocompleteModel, defaultModel, findModel } from './models-option.ts';
 
 export const MAX_DATASET_BYTES = 500 * 2 ** 20;
@@ -39,7 +40,7 @@ const CHANNEL_PERMISSIONS = [
 
 /** Refuses what is obviously not a dataset archive before spending a download on it. */
 export function checkDatasetAttachment(attachment: Attachment): void {
-  if (attachment.contentType?.startsWith('image/')) {
+  if (declaredType(attachment)?.startsWith('image/')) {
     throw new UserError(
       `"${attachment.name}" is a single image, not a dataset`,
       'upload a .zip or .tar.gz archive with a few hundred face images',
@@ -51,23 +52,17 @@ export function checkDatasetAttachment(attachment: Attachment): void {
       'pack the face images into a .zip and upload that',
     );
   }
-  if (attachment.size > MAX_DATASET_BYTES) {
-    throw new UserError(
-      `the archive is ${(attachment.size / 2 ** 20).toFixed(0)} MiB; the limit is ${MAX_DATASET_BYTES / 2 ** 20} MiB`,
-      'a few hundred images of about 1024 px are enough',
-    );
-  }
+  checkUploadSize(
+    attachment,
+    'archive',
+    MAX_DATASET_BYTES,
+    'a few hundred images of about 1024 px are enough',
+  );
 }
 
 /** Reads the first bytes of the download: the name may lie about what it is. */
 async function checkArchiveContent(path: string, name: string): Promise<void> {
-  const handle = await open(path, 'r');
-  const head = Buffer.alloc(512);
-  try {
-    await handle.read(head, 0, head.length, 0);
-  } finally {
-    await handle.close();
-  }
+  const head = await readHead(path, 512);
   const format = sniffArchive(head);
   if (format && READABLE_ARCHIVES.has(format)) return;
   if (format)

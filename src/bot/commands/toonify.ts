@@ -3,7 +3,7 @@
 // download, fetched at once (CDN links expire) and checked again by its bytes. The photo serves this
 // one job: the worker deletes it when the job ends, and so does the bot for a job that never ran
 // (see src/store/toonify-photos.ts). It never enters a dataset, the catalogue or a contest.
-import { open, rename, rm } from 'node:fs/promises';
+import { rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   type Attachment,
@@ -21,6 +21,7 @@ import { downloadAttachment } from '../download.ts';
 import type { ModelKind, ModelSummary } from '../services.ts';
 import { jobMeta } from '../submit.ts';
 import { InteractionReplyTarget } from '../tracker.ts';
+import { checkUploadSize, declaredType, readHead } from '../uploads.ts';
 import { autocompleteModel, findModel } from './models-option.ts';
 
 /** Over Discord's own upload limit for most servers; a face needs far less. */
@@ -42,13 +43,9 @@ export function defaultToonifyLayer(resolution: number): number {
 }
 const MAX_FACE = 20;
 
-function mib(bytes: number): string {
-  return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
-}
-
 /** Refuses what is obviously not a photo before spending a download on it. */
 export function checkPhotoAttachment(attachment: Attachment): void {
-  const type = attachment.contentType?.split(';')[0].trim().toLowerCase();
+  const type = declaredType(attachment);
   // The name decides only when Discord could not tell the type.
   const looksLikePhoto = type ? PHOTO_TYPES.has(type) : PHOTO_NAME.test(attachment.name);
   if (!looksLikePhoto) {
@@ -57,24 +54,17 @@ export function checkPhotoAttachment(attachment: Attachment): void {
       'upload a photo of your face as .jpg, .png or .webp',
     );
   }
-  if (attachment.size > MAX_PHOTO_BYTES) {
-    throw new UserError(
-      `the photo is ${mib(attachment.size)}; the limit is ${mib(MAX_PHOTO_BYTES)}`,
-      'send a smaller copy of it: the face is resized to the model anyway',
-    );
-  }
+  checkUploadSize(
+    attachment,
+    'photo',
+    MAX_PHOTO_BYTES,
+    'send a smaller copy of it: the face is resized to the model anyway',
+  );
 }
 
 /** The file's real format, from its first bytes: the name and the declared type may lie. */
 async function photoFormat(path: string, name: string): Promise<string> {
-  const handle = await open(path, 'r');
-  const head = Buffer.alloc(16);
-  try {
-    await handle.read(head, 0, head.length, 0);
-  } finally {
-    await handle.close();
-  }
-  const format = sniffImage(head);
+  const format = sniffImage(await readHead(path, 16));
   if (format && PHOTO_FORMATS.has(format)) return format;
   if (format)
     throw new UserError(
