@@ -257,7 +257,8 @@ export class JobTracker {
   /** Re-reads waiting jobs and shows those whose place in line or ETA moved. */
   private async refreshPositions(): Promise<void> {
     for (const watch of this.watches.values()) {
-      if (watch.done || watch.job.status !== 'queued') continue;
+      // In its grace a job shows nothing yet; watch() shows it when the grace ends.
+      if (watch.done || watch.job.status !== 'queued' || watch.wake) continue;
       const latest = await this.jobs.get(watch.job.id).catch(() => undefined);
       if (!latest || watch.done) continue;
       if (latest.status !== 'queued') continue; // its own events cover any other change
@@ -272,6 +273,7 @@ export class JobTracker {
     if (!watch || watch.done) return;
     watch.job = event.job;
     if (event.job.status !== 'queued') watch.wake?.();
+    else if (watch.wake) return;
     if (isTerminal(event.job.status)) {
       clearTimeout(watch.timer);
       void this.flush(watch);

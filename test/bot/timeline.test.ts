@@ -15,10 +15,32 @@ import { ADMIN_ROLE_ID, BotHarness, buttons, isEphemeral, solidPng } from './sup
 let h: BotHarness;
 const timelines: Array<{ command: string; rows: TimelineRow[] }> = [];
 
+/** The bot's own grace before "Queued" (production value); pings scaled from 20 s down to 1 s. */
+const TIMING = { progressRefreshMs: 50, positionRefreshMs: 250, queuedGraceMs: 1_500, pingAfterMs: 1_000 };
+
 beforeAll(async () => {
-  // Real-ish pacing, shortened: waiting jobs are re-read often, so redundant edits would show.
-  h = await BotHarness.start({ timing: { progressRefreshMs: 50, positionRefreshMs: 60 } });
+  // Real pacing, shortened: waiting jobs are re-read often, so redundant edits would show.
+  h = await BotHarness.start({ timing: TIMING });
+  driftingEtas(h);
 });
+
+/**
+ * A real queue re-estimates a waiting job's ETA as the job ahead of it runs: the seconds left go
+ * down with the clock, give or take a second of estimation noise. MemoryJobs reports a fixed ETA;
+ * this makes `get` report what the real queue would.
+ */
+function driftingEtas(harness: BotHarness): void {
+  const jobs = harness.services.jobs;
+  const get = jobs.get.bind(jobs);
+  let reads = 0;
+  jobs.get = async (id: string) => {
+    const job = await get(id);
+    if (!job || job.status !== 'queued' || job.etaSeconds === null) return job;
+    const elapsed = (Date.now() - job.createdAt) / 1000;
+    const noise = reads++ % 2 ? 1 : -1;
+    return { ...job, etaSeconds: Math.max(1, Math.round(job.etaSeconds - elapsed + noise)) };
+  };
+}
 
 afterAll(async () => {
   const out = process.env.FACESTYLE_TIMELINE_OUT;
@@ -35,15 +57,18 @@ interface TimelineRow {
   shows: string;
 }
 
-/** One line for what a message shows: title, text, images and buttons. */
-function describeMessage(message: APIMessage): string {
+/** One line for what a message shows: title, text, images (⬆ when just uploaded) and buttons. */
+function describeMessage(message: APIMessage, before?: APIMessage): string {
   const parts: string[] = [];
   if (message.content) parts.push(message.content);
   for (const embed of message.embeds) {
     parts.push([embed.title, embed.description].filter(Boolean).join(': '));
     if (embed.image) parts.push('[image]');
   }
-  for (const a of message.attachments) parts.push(`[${a.filename} ${a.width ?? '?'}x${a.height ?? '?'}]`);
+  for (const a of message.attachments) {
+    const uploaded = !before?.attachments.some((b) => b.id === a.id);
+    parts.push(`[${uploaded ? '⬆ ' : ''}${a.filename} ${a.width ?? '?'}x${a.height ?? '?'}]`);
+  }
   const labels = buttons(message).map((b) => b.label ?? b.emoji?.name ?? '?');
   if (labels.length) parts.push(`buttons: ${labels.join(', ')}`);
   if ((message.flags ?? 0) & (1 << 7)) parts.push('(thinking…)');
@@ -57,14 +82,18 @@ function describeMessage(message: APIMessage): string {
 /** What changed in the fake Discord since `from`, as timeline rows. */
 function timelineSince(from: number, startedAt: number): TimelineRow[] {
   const names = new Map<string, string>();
+  const previous = new Map<string, APIMessage>();
   return h.fake.messageHistory.slice(from).map((event) => {
     if (!names.has(event.message.id)) names.set(event.message.id, `m${names.size + 1}`);
+    const shows =
+      event.op === 'delete' ? '(deleted)' : describeMessage(event.message, previous.get(event.message.id));
+    previous.set(event.message.id, event.message);
     return {
       ms: event.at - startedAt,
       op: event.op,
       message: names.get(event.message.id)!,
       visibility: isEphemeral(event.message) ? 'only you' : 'public',
-      shows: event.op === 'delete' ? '(deleted)' : describeMessage(event.message),
+      shows,
     };
   });
 }
@@ -89,8 +118,9 @@ function repeatedEdits(rows: TimelineRow[]): TimelineRow[] {
   const last = new Map<string, string>();
   const repeats: TimelineRow[] = [];
   for (const row of rows) {
-    if (row.op === 'edit' && last.get(row.message) === row.shows) repeats.push(row);
-    last.set(row.message, row.shows);
+    const look = row.shows.replace(/⬆ /g, '');
+    if (row.op === 'edit' && last.get(row.message) === look) repeats.push(row);
+    last.set(row.message, look);
   }
   return repeats;
 }
@@ -110,12 +140,15 @@ async function drive(
   const from = h.fake.messageHistory.length;
   const startedAt = Date.now();
   const jobsBefore = h.services.jobs.jobs.size;
-  const { outcome } = await h.interact(raw);
-  expect(outcome.ok, outcome.error).toBe(true);
-  const job = [...h.services.jobs.jobs.values()].slice(jobsBefore).find((j) => j.kind !== 'noop')!;
-  expect(job, 'a job was queued').toBeDefined();
-  await sleep(options.waitMs);
+  const handled = h.interact(raw);
+  const job = await h.fake.waitFor(`${command}'s job`, () =>
+    [...h.services.jobs.jobs.values()].slice(jobsBefore).find((j) => j.kind !== 'noop'),
+  );
+  // The worker takes the job `waitMs` after the command, whatever the bot is doing.
+  await sleep(Math.max(0, startedAt + options.waitMs - Date.now()));
   h.services.jobs.start(job.id);
+  const { outcome } = await handled;
+  expect(outcome.ok, outcome.error).toBe(true);
   for (const step of options.steps) {
     h.services.jobs.progress(job.id, step);
     await sleep(150);
@@ -128,27 +161,28 @@ async function drive(
         e.message.embeds.some((embed) => /Done|Toonified|finished|Blend|Seed/.test(embed.title ?? '')),
       ),
   );
-  await sleep(300);
+  await sleep(500);
   const rows = timelineSince(from, startedAt);
   timelines.push({ command, rows });
   return rows;
 }
 
 describe('what a member sees', () => {
-  it('/generate', async () => {
+  it('/generate', { timeout: 15_000 }, async () => {
     const grid = join(h.dataDir, 'timeline-grid.png');
     writeFileSync(grid, await solidPng(256, 64));
     const rows = await drive(
       '/generate',
       h.fake.slashCommand({ name: 'generate', options: [option.integer('seed', 7)] }),
       async () => ({ imagePaths: [], gridPath: grid }),
+      // Starts at once (within the grace).
       { waitMs: 300, steps: [{ fraction: 0.5, stage: 'generating' }] },
     );
     expect(rows.length).toBeGreaterThan(1);
     expect(repeatedEdits(rows)).toEqual([]);
   });
 
-  it('/blend', async () => {
+  it('/blend', { timeout: 15_000 }, async () => {
     const grid = join(h.dataDir, 'timeline-blend.png');
     writeFileSync(grid, await solidPng(192, 256));
     const rows = await drive(
@@ -158,12 +192,13 @@ describe('what a member sees', () => {
         options: [option.integer('epochs', 20), option.integer('layer', 32), option.string('seeds', '1-4')],
       }),
       async () => ({ gridPath: grid }),
-      { waitMs: 300, steps: [{ fraction: 0.5, stage: 'blending' }] },
+      // Waits 3 s behind another job (longer than the grace), then runs.
+      { waitMs: 3_000, steps: [{ fraction: 0.5, stage: 'blending' }] },
     );
     expect(repeatedEdits(rows)).toEqual([]);
   });
 
-  it('/toonify', async () => {
+  it('/toonify', { timeout: 15_000 }, async () => {
     const photo = h.fake.uploadAttachment({
       filename: 'me.png',
       bytes: await solidPng(64, 64, [220, 180, 150]),
@@ -191,7 +226,8 @@ describe('what a member sees', () => {
         backend: 'wasm',
       }),
       {
-        waitMs: 300,
+        // Starts within the grace; with its progress it takes longer than the (scaled) ping time.
+        waitMs: 800,
         steps: [
           { fraction: 0.3, stage: 'fitting the face: step 90/300', previewPath: preview },
           { fraction: 0.6, stage: 'fitting the face: step 180/300', previewPath: preview },
@@ -201,7 +237,7 @@ describe('what a member sees', () => {
     expect(repeatedEdits(rows)).toEqual([]);
   });
 
-  it('/finetune', async () => {
+  it('/finetune', { timeout: 15_000 }, async () => {
     const zip = h.fake.uploadAttachment({
       filename: 'faces.zip',
       bytes: Buffer.from('PK\x03\x04timeline'),
@@ -229,7 +265,7 @@ describe('what a member sees', () => {
         ],
       }),
       {
-        waitMs: 300,
+        waitMs: 1_000,
         steps: [
           { fraction: 0.5, stage: 'epoch 2/4', previewPath: preview },
           { fraction: 0.75, stage: 'epoch 3/4', previewPath: preview },
