@@ -35,7 +35,7 @@ function driftingEtas(harness: BotHarness): void {
   let reads = 0;
   jobs.get = async (id: string) => {
     const job = await get(id);
-    if (!job || job.status !== 'queued' || job.etaSeconds === null) return job;
+    if (job?.status !== 'queued' || job.etaSeconds === null) return job;
     const elapsed = (Date.now() - job.createdAt) / 1000;
     const noise = reads++ % 2 ? 1 : -1;
     return { ...job, etaSeconds: Math.max(1, Math.round(job.etaSeconds - elapsed + noise)) };
