@@ -184,7 +184,8 @@ async function run(interaction: ChatInputCommandInteraction, ctx: InteractionCon
         resolution: base.resolution,
         align: request.align,
         ownerId: interaction.user.id,
-        meta: jobMeta(interaction),
+        // A bot restarted while the dataset is built picks the job up on this same message.
+        meta: { ...jobMeta(interaction), statusMessageId: where.messageId },
         onProgress: (fraction, stage) => {
           if (Date.now() - shownAt < PREPARE_REFRESH_MS) return;
           shownAt = Date.now();
