@@ -47,7 +47,7 @@ function forbiddenModule(path: string): string | undefined {
 }
 
 /** Runtime module specifiers of a TypeScript source: what loading it loads. */
-export function runtimeImports(source: string): string[] {
+function runtimeImports(source: string): string[] {
   const specifiers: string[] = [];
   // import x from 'm'; import { a, type B } from 'm'; import 'm'; export { a } from 'm'; export * from 'm'
   const statement = /(?:^|\n)\s*(import|export)\s+([^;'"]*?)\s*(?:from\s*)?['"]([^'"]+)['"]/g;
