@@ -242,6 +242,7 @@ describe('the other commands', () => {
     expect(isEphemeral(reply)).toBe(false);
     const message = h.services.votes.result(voted.id)!;
     expect(reply.embeds[0].description).toContain('🥇 1 vote · seeds 42-45 · ffhq256 · psi 0.7');
+    expect(reply.embeds[0].fields![0].value).toBe(`1. <@${voted.userId}>: 1 vote on 1 result`);
     expect(reply.embeds[0].description).toContain(
       `https://discord.com/channels/${h.fake.guild.id}/${message.channelId}/${message.messageId}`,
     );
@@ -253,6 +254,18 @@ describe('the other commands', () => {
     expect(fields.map((f) => f.name)).toEqual(['Base models', 'Fine-tunes (use with /blend)']);
     expect(fields[0].value).toContain('**ffhq256** (default) · 256px');
     expect(fields[1].value).toContain('**toons** · 256px · from ffhq256 · epochs 10, 20');
+  });
+
+  it('/models shows no epochs for a base model, even one whose file has a training epoch', async () => {
+    h.services.models.models.push({ name: 'imported', kind: 'base', resolution: 256, snapshots: [12] });
+    try {
+      const { record } = await h.interact(h.fake.slashCommand({ name: 'models' }));
+      const base = h.fake.originalMessage(record.raw.id)!.embeds[0].fields![0].value;
+      expect(base).toContain('**imported** · 256px');
+      expect(base).not.toContain('epoch');
+    } finally {
+      h.services.models.models.pop();
+    }
   });
 
   it('/blend takes the snapshot of the chosen epoch and blends it into its base model', async () => {

@@ -51,7 +51,7 @@ export class BotHarness {
   private constructor(
     readonly fake: FakeDiscord,
     readonly dataDir: string,
-    readonly services: BotServices & { jobs: MemoryJobs; datasets: RecordingDatasets },
+    readonly services: BotServices & { jobs: MemoryJobs; models: MemoryCatalog; datasets: RecordingDatasets },
     readonly config: BotConfig,
     private readonly options: HarnessOptions,
   ) {}
