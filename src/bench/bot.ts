@@ -119,7 +119,7 @@ export async function measureBotBurst(options: BotBurstOptions): Promise<BotBurs
     { FacestyleBot: Bot },
     { VoteStore },
     { RegistryModelCatalog },
-    { ArchiveDatasetIntake },
+    { QueuedDatasetIntake },
     { ModelRegistry },
     { jobConfigFromEnv },
     { createJobQueue },
@@ -176,7 +176,12 @@ export async function measureBotBurst(options: BotBurstOptions): Promise<BotBurs
         backend: options.backend,
         adminRoleIds: [],
       },
-      services: { jobs: queue, models, datasets: new ArchiveDatasetIntake(join(dataDir, 'datasets')), votes },
+      services: {
+        jobs: queue,
+        models,
+        datasets: new QueuedDatasetIntake(queue, join(dataDir, 'datasets')),
+        votes,
+      },
       clientOptions: { rest: fake.restOptions() },
     });
     await bot.start();

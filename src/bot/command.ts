@@ -9,6 +9,7 @@ import type {
 import type { Actor } from '../jobs/types.ts';
 import type { Logger } from '../log.ts';
 import type { BotConfig } from './config.ts';
+import type { Cooldowns } from './cooldowns.ts';
 import type { Acknowledgement, Responder, Visibility } from './respond.ts';
 import type { BotServices } from './services.ts';
 import type { JobTracker } from './tracker.ts';
@@ -19,11 +20,15 @@ export interface BotContext {
   config: BotConfig;
   client: Client;
   tracker: JobTracker;
+  /** Cooldowns checked before a public acknowledgement. */
+  cooldowns: Cooldowns;
   log: Logger;
   /** Every command, for /help. */
   commands: readonly SlashCommand[];
   /** Interaction token lifetime assumed by status messages (Discord: 15 min). */
   tokenLifetimeMs?: number;
+  /** How long a new job's reply waits before it shows "Queued" (BotTiming.queuedGraceMs). */
+  queuedGraceMs?: number;
 }
 
 /** What one interaction's handler gets besides the interaction. */

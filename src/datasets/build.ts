@@ -8,7 +8,15 @@ import { mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/p
 import { basename, dirname, join, resolve } from 'node:path';
 import { logger } from '../log.ts';
 import { writeContactSheet } from './contact-sheet.ts';
-import { type DHash, dHash, dHashHex, hammingDistance } from './dhash.ts';
+import {
+  confirmationThumb,
+  type DHash,
+  DUPLICATE_MAX_MEAN_DIFFERENCE,
+  dHash,
+  dHashHex,
+  hammingDistance,
+  meanDifference,
+} from './dhash.ts';
 import { displayName } from './entry-path.ts';
 import { DatasetError } from './errors.ts';
 import { rawInput } from './image.ts';
@@ -17,7 +25,7 @@ import { datasetKey, inputFingerprint } from './key.ts';
 import { type ArchiveLimits, resolveLimits } from './limits.ts';
 import { type PrepareOptions, prepareImage } from './prepare.ts';
 import {
-  type AlignMode,
+  ALIGN_MODES,
   type BuildDatasetOptions,
   type DatasetReport,
   type DatasetStats,
@@ -130,7 +138,7 @@ async function buildInto(work: string, outDir: string, context: BuildContext): P
   await mkdir(join(work, IMAGES_DIR));
   const source = await openInput(context.input, settings.limits);
   const entries: ManifestEntry[] = [];
-  const kept: Array<{ hash: DHash; file: string }> = [];
+  const kept: Array<{ hash: DHash; thumb: Uint8Array; file: string; centred: boolean }> = [];
   let sources = 0;
 
   for await (const item of source.items()) {
@@ -155,7 +163,13 @@ async function buildInto(work: string, outDir: string, context: BuildContext): P
           hash: dHashHex(hash),
           sourceSize: prepared.sourceSize,
         };
-        const original = kept.find((k) => hammingDistance(k.hash, hash) <= settings.duplicateDistance);
+        const thumb = await confirmationThumb(prepared.image);
+        // The hash finds candidates cheaply; the thumbnails confirm them (see dhash.ts).
+        const original = kept.find(
+          (k) =>
+            hammingDistance(k.hash, hash) <= settings.duplicateDistance &&
+            meanDifference(k.thumb, thumb) <= DUPLICATE_MAX_MEAN_DIFFERENCE,
+        );
         if (original) {
           results.push({
             ...entry,
@@ -167,7 +181,7 @@ async function buildInto(work: string, outDir: string, context: BuildContext): P
         }
         entry.file = `${IMAGES_DIR}/${String(kept.length).padStart(6, '0')}.png`;
         await rawInput(prepared.image).png().toFile(join(work, entry.file));
-        kept.push({ hash, file: entry.file });
+        kept.push({ hash, thumb, file: entry.file, centred: prepared.transform.kind === 'center' });
         results.push(entry);
       }
     }
@@ -187,9 +201,13 @@ async function buildInto(work: string, outDir: string, context: BuildContext): P
     );
   }
 
+  const centred = kept.filter((k) => k.centred).length;
+  // Centre-cropped thumbnails are marked only when the sheet mixes both kinds (auto alignment).
+  const mixed = centred > 0 && centred < kept.length;
   const contactSheetImages = await writeContactSheet(
     kept.map((k) => join(work, k.file)),
     join(work, CONTACT_SHEET_FILE),
+    mixed ? kept.map((k) => k.centred) : undefined,
   );
   const finishedAt = new Date();
   const seconds = (finishedAt.getTime() - startedAt.getTime()) / 1000;
@@ -202,6 +220,7 @@ async function buildInto(work: string, outDir: string, context: BuildContext): P
     kept: kept.length,
     counts: countStatuses(entries),
     contactSheetImages,
+    keptBy: { faces: kept.length - centred, center: centred },
     seconds: Math.round(seconds * 1000) / 1000,
     entriesPerSecond: Math.round((sources / Math.max(seconds, 1e-3)) * 100) / 100,
     startedAt: startedAt.toISOString(),
@@ -270,14 +289,13 @@ function requireEnoughImages(report: DatasetReport, minImages: number): DatasetR
   throw new DatasetError(
     `only ${report.kept} usable image${report.kept === 1 ? '' : 's'}, at least ${minImages} needed${reasons ? ` (${reasons})` : ''}`,
     report.reused
-      ? `add more images; ${report.manifestPath} says why each file was not used`
+      ? `add more images; ${basename(report.manifestPath)} in the dataset folder says why each file was not used`
       : 'add more images; nothing was kept, so the same name can be used again',
     // A refused build is not published: its counts and reasons, but no contact sheet to show.
     report.reused ? report : { ...report, contactSheet: null, published: false },
   );
 }
 
-const ALIGN_MODES: readonly AlignMode[] = ['faces', 'center'];
 const MULTIPLE_FACES: readonly MultipleFacesPolicy[] = ['largest', 'all', 'skip'];
 
 function resolveSettings(options: BuildDatasetOptions): Settings {

@@ -15,7 +15,13 @@ export interface ArchiveLimits {
   maxPixels: number;
 }
 
-export type AlignMode = 'faces' | 'center';
+/**
+ * faces: FFHQ alignment of a detected face (photos); center: a centre crop (framed art);
+ * auto: faces where the detector finds one, a centre crop for the rest (cartoon and anime sets,
+ * where a photo-trained detector misses most faces).
+ */
+export type AlignMode = 'auto' | 'faces' | 'center';
+export const ALIGN_MODES: readonly AlignMode[] = ['auto', 'faces', 'center'];
 export type MultipleFacesPolicy = 'largest' | 'all' | 'skip';
 
 /**
@@ -101,6 +107,8 @@ export interface DatasetStats {
   counts: StatusCounts;
   /** Kept images shown on the contact sheet (the first ones, up to a cap). */
   contactSheetImages: number;
+  /** Kept images by how they were cropped: on a detected face, or centred (absent in old builds). */
+  keptBy?: { faces: number; center: number };
   seconds: number;
   /** Source entries handled per second, whatever their outcome. */
   entriesPerSecond: number;

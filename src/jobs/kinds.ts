@@ -33,6 +33,8 @@ const swapLayer = integer(4, 1024);
 const swapWidth = integer(0, 16);
 /** texture: base shapes, style colours and lines; structure: style shapes, base textures. */
 const swapDirection = oneOf('texture', 'structure');
+/** Nearby latents of face `of`: the seeds are noise seeds, `strength` how far they move. */
+const variation = object({ of: integer(0, MAX_SEED), strength: number(0, 2) });
 
 const generatePayload = object({
   /** Model name or checkpoint path, resolved by the worker. */
@@ -42,6 +44,8 @@ const generatePayload = object({
   noiseMode: optional(noiseMode),
   /** Also lay the images out as one grid image. */
   grid: optional(boolean()),
+  /** The seeds are noise seeds of variations of face `of` (src/model/seeds.ts variationZ). */
+  variation: optional(variation),
 });
 export type GeneratePayload = Infer<typeof generatePayload>;
 export interface GenerateResult {
@@ -62,6 +66,8 @@ const blendPayload = object({
   psi,
   /** Also render the matrix of every swap layer. */
   matrix: optional(boolean()),
+  /** The seeds are noise seeds of variations of face `of`. */
+  variation: optional(variation),
 });
 export type BlendPayload = Infer<typeof blendPayload>;
 export interface BlendResult {
@@ -177,6 +183,35 @@ export interface ToonifyResult {
   backend: string;
 }
 
+/**
+ * dataset: an uploaded archive into a dataset folder for a fine-tune (src/datasets). On the long
+ * lane because face detection runs TensorFlow.js, which never runs in the bot process.
+ */
+const datasetPayload = object({
+  /** The archive, in the data folder the bot and the workers share. */
+  archivePath: text(),
+  /** Dataset folder to create. */
+  outDir: text(),
+  /** The base model's resolution. */
+  resolution: integer(8, 1024),
+  /** auto: aligned on a detected face where one is found, centre-cropped otherwise. */
+  align: oneOf('auto', 'faces', 'center'),
+  /** Fewer usable images fail the job. */
+  minImages: integer(0, 100_000),
+});
+export type DatasetPayload = Infer<typeof datasetPayload>;
+export interface DatasetResult {
+  datasetDir: string;
+  images: number;
+  /** Entries not used (not an image, no face, duplicate...). */
+  skipped: number;
+  /** Kept images aligned on a detected face, and centre-cropped. */
+  keptBy: { faces: number; center: number };
+  /** "no face found: 2, duplicates: 1": why entries were not used, in words. */
+  notUsed: string;
+  contactSheet?: string;
+}
+
 /** Does nothing for `durationMs` in `steps` progress reports: measures the queue itself. */
 const noopPayload = object({
   durationMs: optional(integer(0, 10 * 60_000)),
@@ -202,6 +237,7 @@ export type JobKinds = {
   blend: { payload: BlendPayload; result: BlendResult };
   finetune: { payload: FinetunePayload; result: FinetuneResult };
   toonify: { payload: ToonifyPayload; result: ToonifyResult };
+  dataset: { payload: DatasetPayload; result: DatasetResult };
   noop: { payload: NoopPayload; result: NoopResult };
 };
 
@@ -239,7 +275,7 @@ export const KIND_SPECS: KindSpecs<JobKinds> = {
     units: (p) => p.seeds.length,
     defaultSecondsPerUnit: 2,
     // Only the model and the truncation change the forward pass; seeds are per sample.
-    batchKey: (p) => JSON.stringify([p.checkpoint, p.psi, p.noiseMode ?? 'const']),
+    batchKey: (p) => JSON.stringify([p.checkpoint, p.psi, p.noiseMode ?? 'const', p.variation ?? null]),
     validate: (payload) => generatePayload.parse(payload, 'generate'),
   },
   blend: {
@@ -268,6 +304,16 @@ export const KIND_SPECS: KindSpecs<JobKinds> = {
     units: (p) => p.steps ?? TOONIFY_DEFAULT_STEPS,
     defaultSecondsPerUnit: 0.1,
     validate: (payload) => toonifyPayload.parse(payload, 'toonify'),
+  },
+  dataset: {
+    lane: 'long',
+    // Before fine-tunes: an admin is waiting for the contact sheet.
+    priority: 5,
+    timeLimitMs: 60 * MINUTE,
+    maxAttempts: 2,
+    units: () => 1,
+    defaultSecondsPerUnit: 120,
+    validate: (payload) => datasetPayload.parse(payload, 'dataset'),
   },
   noop: {
     lane: 'short',

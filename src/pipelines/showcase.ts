@@ -5,11 +5,14 @@ import type { GeneratorConfig } from '../model/config.ts';
 import { Generator } from '../model/networks/generator.ts';
 import type { ParamStore } from '../model/params.ts';
 import { imagesPerPass, seedsToZ } from '../model/sampling.ts';
+import type { Variation } from '../model/seeds.ts';
 import { tf } from '../model/tf.ts';
 import { type BlendDirection, blend, orderForDirection } from './blend.ts';
 
 export interface ShowcaseOptions {
   seeds: number[];
+  /** The seeds are noise seeds of variations of this face. */
+  variation?: Variation;
   psi?: number;
   direction?: BlendDirection;
   width?: number;
@@ -42,7 +45,9 @@ function blendWs(
   opts: ShowcaseOptions,
 ): tf.Tensor3D {
   const { low } = orderForDirection(base, style, opts.direction ?? 'texture');
-  return tf.tidy(() => new Generator(cfg, low).map(seedsToZ(opts.seeds, cfg.zDim), { psi: opts.psi ?? 1 }));
+  return tf.tidy(() =>
+    new Generator(cfg, low).map(seedsToZ(opts.seeds, cfg.zDim, opts.variation), { psi: opts.psi ?? 1 }),
+  );
 }
 
 /** Rows = seeds; columns = base, style, blend: every column rendered from the same ws. */

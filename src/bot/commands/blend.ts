@@ -5,6 +5,8 @@ import { UserError } from '../../errors.ts';
 import type { BlendPayload } from '../../jobs/kinds.ts';
 import { parseSeeds } from '../../model/seeds.ts';
 import type { BotContext, SlashCommand } from '../command.ts';
+import { checkCooldown } from '../cooldowns.ts';
+import { VARIATION_STRENGTH } from '../result-actions.ts';
 import type { ModelSummary } from '../services.ts';
 import { submitAndShow } from '../submit.ts';
 import { consecutiveSeeds, DEFAULT_PSI, randomFirstSeed } from './generate.ts';
@@ -65,9 +67,17 @@ export const blend: SlashCommand = {
     .addStringOption((o) =>
       o.setName('seeds').setDescription(`Seeds, e.g. 1-4,42 (at most ${MAX_SEEDS}; random when empty)`),
     )
-    .addBooleanOption((o) => o.setName('matrix').setDescription('Also show every swap layer side by side')),
+    .addBooleanOption((o) => o.setName('matrix').setDescription('Also show every swap layer side by side'))
+    .addIntegerOption((o) =>
+      o
+        .setName('variation_of')
+        .setDescription('Variations of the face of this seed (then `seeds` picks the variations)')
+        .setMinValue(0)
+        .setMaxValue(2 ** 32 - 1),
+    ),
   visibility: 'public',
   async execute(interaction, ctx) {
+    checkCooldown(ctx, interaction.user.id, 'blend');
     await ctx.respond.defer('public');
     const name = interaction.options.getString('model');
     const model = name ? await findModel(ctx, name, ['finetuned']) : await latestFinetune(ctx);
@@ -81,9 +91,10 @@ export const blend: SlashCommand = {
       );
     }
     const seedsText = interaction.options.getString('seeds');
+    const epoch = interaction.options.getInteger('epochs', true);
     const payload: BlendPayload = {
       base,
-      style: await ctx.services.models.snapshot(model.name, interaction.options.getInteger('epochs', true)),
+      style: await ctx.services.models.snapshot(model.name, epoch),
       layer,
       width: interaction.options.getInteger('width') ?? 0,
       direction: (interaction.options.getString('direction') ?? 'texture') as BlendPayload['direction'],
@@ -93,7 +104,13 @@ export const blend: SlashCommand = {
       psi: DEFAULT_PSI,
       matrix: interaction.options.getBoolean('matrix') ?? false,
     };
-    await submitAndShow(interaction, ctx, 'blend', payload);
+    const variationOf = interaction.options.getInteger('variation_of');
+    if (variationOf !== null) payload.variation = { of: variationOf, strength: VARIATION_STRENGTH };
+    // The payload's style is a checkpoint reference; members know it by name and epoch.
+    await submitAndShow(interaction, ctx, 'blend', payload, {
+      styleModel: model.name,
+      styleEpoch: String(epoch),
+    });
   },
   autocomplete: (interaction, ctx) => autocompleteModel(interaction, ctx, ['finetuned']),
 };

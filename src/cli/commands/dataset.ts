@@ -1,4 +1,4 @@
-// `facestyle dataset build --in archive.zip --out datasets/NAME --res 256 [--align faces|center]`
+// `facestyle dataset build --in archive.zip --out datasets/NAME --res 256 [--align auto|faces|center]`
 import type { Command } from 'commander';
 import {
   type ArchiveLimits,
@@ -7,7 +7,7 @@ import {
   type DatasetProgress,
   summarizeDataset,
 } from '../../datasets/index.ts';
-import type { AlignMode, MultipleFacesPolicy } from '../../datasets/types.ts';
+import { ALIGN_MODES, type AlignMode, type MultipleFacesPolicy } from '../../datasets/types.ts';
 import { UserError } from '../../errors.ts';
 import { parseNumber } from '../options.ts';
 import { createProgress, type Progress } from '../progress.ts';
@@ -75,7 +75,7 @@ export function register(program: Command): void {
     .option('--res <px>', 'output resolution (the model resolution)', '256')
     .option(
       '--align <mode>',
-      'faces: FFHQ alignment of detected faces; center: centre crop (drawn art)',
+      'faces: FFHQ alignment of detected faces; center: centre crop (drawn art); auto: faces where found, else centre',
       'faces',
     )
     .option('--multiple-faces <policy>', 'photos with several faces: largest | all | skip', 'largest')
@@ -98,7 +98,7 @@ export function register(program: Command): void {
           input: opts.in,
           outDir: opts.out,
           resolution: parseNumber('--res', opts.res, { integer: true, min: 8 }),
-          align: parseChoice<AlignMode>('--align', opts.align, ['faces', 'center']),
+          align: parseChoice<AlignMode>('--align', opts.align, ALIGN_MODES),
           multipleFaces: parseChoice<MultipleFacesPolicy>('--multiple-faces', opts.multipleFaces, [
             'largest',
             'all',

@@ -38,6 +38,7 @@ export function blendHandler(workerModels: WorkerModels): JobHandler<JobKinds, '
         payload.layer,
         {
           seeds: payload.seeds,
+          ...(payload.variation ? { variation: payload.variation } : {}),
           psi: payload.psi,
           direction,
           width: payload.width || undefined,

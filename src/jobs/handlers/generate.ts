@@ -28,6 +28,8 @@ export function generateHandler(models: WorkerModels): BatchHandler<JobKinds, 'g
         {
           psi: first.psi,
           noiseMode: first.noiseMode ?? 'const',
+          // Part of the batch key: every job of the batch varies the same face, or none does.
+          ...(first.variation ? { variation: first.variation } : {}),
           batchSize: MAX_IMAGES_PER_PASS,
           onProgress: (done, total) => {
             const elapsed = (Date.now() - started) / 1000;
@@ -58,7 +60,9 @@ export function generateHandler(models: WorkerModels): BatchHandler<JobKinds, 'g
             const grid = await renderGrid({
               tiles: own,
               columns: Math.ceil(Math.sqrt(own.length)),
-              tileLabels: payload.seeds.map((s) => `seed ${s}`),
+              tileLabels: payload.seeds.map((s) =>
+                payload.variation ? `seed ${payload.variation.of} ~${s}` : `seed ${s}`,
+              ),
               title: `${checkpoint.meta.name} · psi ${payload.psi}`,
               tileSize: Math.max(128, checkpoint.config.G.resolution),
             });

@@ -7,6 +7,7 @@ import type {
   BotJobs,
   DatasetIntake,
   ImportedDataset,
+  ImportOptions,
   ModelCatalog,
   ModelSummary,
 } from '../../../src/bot/services.ts';
@@ -241,7 +242,13 @@ export class MemoryCatalog implements ModelCatalog {
 }
 
 export class RecordingDatasets implements DatasetIntake {
-  readonly imported: Array<{ archivePath: string; name: string; resolution: number; bytes: number }> = [];
+  readonly imported: Array<{
+    archivePath: string;
+    name: string;
+    resolution: number;
+    align?: string;
+    bytes: number;
+  }> = [];
 
   constructor(
     private readonly dataDir: string,
@@ -249,20 +256,25 @@ export class RecordingDatasets implements DatasetIntake {
     readonly contactSheetPng: Buffer,
   ) {}
 
-  async importArchive(
-    archivePath: string,
-    options: { name: string; resolution: number },
-  ): Promise<ImportedDataset> {
+  async importArchive(archivePath: string, options: ImportOptions): Promise<ImportedDataset> {
     this.imported.push({
       archivePath,
       name: options.name,
       resolution: options.resolution,
+      align: options.align,
       bytes: statSync(archivePath).size,
     });
     const datasetDir = join(this.dataDir, 'datasets', options.name);
     mkdirSync(datasetDir, { recursive: true });
     const contactSheet = join(datasetDir, 'contact-sheet.png');
     writeFileSync(contactSheet, this.contactSheetPng);
-    return { datasetDir, images: 120, skipped: 3, contactSheet };
+    return {
+      datasetDir,
+      images: 120,
+      skipped: 3,
+      keptBy: { faces: 100, center: 20 },
+      notUsed: 'no face found: 2, duplicates: 1',
+      contactSheet,
+    };
   }
 }
