@@ -1,10 +1,14 @@
-// `npm run bench -- generate`: generator throughput (images/s) per backend and batch size, at
-// paper256 sizes by default (randomly initialised: speed does not depend on the weights).
+// `npm run bench -- generate`: generator throughput (images/s) per engine (tfjs on its backend, ONNX
+// Runtime on the CPU) and batch size, at paper256 sizes by default (randomly initialised: speed does
+// not depend on the weights). Engines run one after the other in one process, so ratios compare
+// like with like; peak RSS is sampled during each measurement.
 import type { Command } from 'commander';
+import { UserError } from '../errors.ts';
 import { type BackendName, initBackend } from '../model/backend.ts';
 import { defaultGeneratorConfig, type GeneratorConfig } from '../model/config.ts';
 import { initParams } from '../model/init.ts';
 import { Generator } from '../model/networks/generator.ts';
+import { OnnxGenerator } from '../model/onnx/session.ts';
 import { disposeParams } from '../model/params.ts';
 import { imagesPerPass } from '../model/sampling.ts';
 import { tf } from '../model/tf.ts';
@@ -12,17 +16,60 @@ import { machineDescription, markdownTable, timeIt, today } from './common.ts';
 
 export interface GenerateBenchOptions {
   backend?: string;
+  engine: string;
   res: string;
   batches: string;
+  batch?: string;
   channelBase: string;
   channelMax: string;
   mappingLayers: string;
   seconds: string;
   warmup: string;
   minIters: string;
+  json?: boolean;
+}
+
+export interface GenerateBenchResult {
+  engine: 'tfjs' | 'onnx';
+  /** tfjs: its backend; onnx: the execution provider. */
+  backend: string;
+  resolution: number;
+  batch: number;
+  images_per_s: number;
+  peak_rss_mb: number;
+  iterations: number;
+  passes: number;
+}
+
+const ENGINES = ['tfjs', 'onnx'] as const;
+type EngineName = (typeof ENGINES)[number];
+
+function parseEngines(list: string): EngineName[] {
+  const engines = list.split(',').map((e) => e.trim());
+  for (const e of engines) {
+    if (!ENGINES.includes(e as EngineName))
+      throw new UserError(`--engine: unknown engine "${e}" (expected ${ENGINES.join(', ')})`);
+  }
+  return engines as EngineName[];
+}
+
+/** Peak resident set size while `work` runs, sampled every 20 ms and at the end. */
+async function withPeakRss<T>(work: () => Promise<T>): Promise<{ result: T; peakRssMb: number }> {
+  let peak = process.memoryUsage.rss();
+  const timer = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage.rss());
+  }, 20);
+  try {
+    const result = await work();
+    peak = Math.max(peak, process.memoryUsage.rss());
+    return { result, peakRssMb: Math.round(peak / 2 ** 20) };
+  } finally {
+    clearInterval(timer);
+  }
 }
 
 export async function benchGenerate(opts: GenerateBenchOptions): Promise<string> {
+  const engines = parseEngines(opts.engine);
   const info = await initBackend(opts.backend as BackendName | undefined);
   const cfg: GeneratorConfig = defaultGeneratorConfig({
     resolution: Number(opts.res),
@@ -30,41 +77,92 @@ export async function benchGenerate(opts: GenerateBenchOptions): Promise<string>
     channelMax: Number(opts.channelMax),
     mappingLayers: Number(opts.mappingLayers),
   });
+  const batches = (opts.batch ?? opts.batches).split(',').map(Number);
+  const timing = {
+    minSeconds: Number(opts.seconds),
+    warmup: Number(opts.warmup),
+    minIters: Number(opts.minIters),
+  };
   const params = initParams(Generator.specs(cfg), 1);
-  const G = new Generator(cfg, params);
-  const rows: Array<Array<string | number>> = [];
-  for (const batch of opts.batches.split(',').map(Number)) {
-    // Where one pass of `batch` would not fit (wasm's heap), the batch runs in passes, as the worker does.
-    const perPass = imagesPerPass(cfg, batch);
-    const zs = Array.from({ length: Math.ceil(batch / perPass) }, (_, i) =>
-      tf.randomNormal([Math.min(perPass, batch - i * perPass), cfg.zDim]),
-    ) as tf.Tensor2D[];
-    const { perSecond, iters } = await timeIt(
-      async () => {
-        for (const z of zs) {
-          const img = G.generate(z, { noiseMode: 'const' });
-          await img.data();
-          img.dispose();
+  const results: GenerateBenchResult[] = [];
+  const report = (r: GenerateBenchResult) => {
+    results.push(r);
+    if (opts.json) process.stdout.write(`${JSON.stringify(r)}\n`);
+    process.stderr.write(`${r.engine} batch ${r.batch}: ${r.images_per_s.toFixed(2)} images/s\n`);
+  };
+  try {
+    for (const engine of engines) {
+      if (engine === 'tfjs') {
+        const G = new Generator(cfg, params);
+        for (const batch of batches) {
+          // Where one pass of `batch` would not fit (wasm's heap), the batch runs in passes, as the worker does.
+          const perPass = imagesPerPass(cfg, batch);
+          const zs = Array.from({ length: Math.ceil(batch / perPass) }, (_, i) =>
+            tf.randomNormal([Math.min(perPass, batch - i * perPass), cfg.zDim]),
+          ) as tf.Tensor2D[];
+          const { result, peakRssMb } = await withPeakRss(() =>
+            timeIt(async () => {
+              for (const z of zs) {
+                const img = G.generate(z, { noiseMode: 'const' });
+                await img.data();
+                img.dispose();
+              }
+            }, timing),
+          );
+          tf.dispose(zs);
+          report({
+            engine,
+            backend: info.name,
+            resolution: cfg.resolution,
+            batch,
+            images_per_s: result.perSecond * batch,
+            peak_rss_mb: peakRssMb,
+            iterations: result.iters,
+            passes: zs.length,
+          });
         }
-      },
-      { minSeconds: Number(opts.seconds), warmup: Number(opts.warmup), minIters: Number(opts.minIters) },
-    );
-    tf.dispose(zs);
-    const row = [
-      today(),
-      info.name,
-      `${cfg.resolution} (base ${cfg.channelBase}, max ${cfg.channelMax}, map ${cfg.mappingLayers})`,
-      perPass < batch ? `${batch} (${zs.length} passes of ${perPass})` : batch,
-      (perSecond * batch).toFixed(2),
-      iters,
-    ];
-    rows.push(row);
-    process.stderr.write(`batch ${batch}: ${(perSecond * batch).toFixed(2)} images/s\n`);
+      } else {
+        const G = await OnnxGenerator.create(cfg, params);
+        try {
+          for (const batch of batches) {
+            const z = (await tf.randomNormal([batch, cfg.zDim]).data()) as Float32Array;
+            const { result, peakRssMb } = await withPeakRss(() =>
+              timeIt(async () => {
+                await G.generate(z, batch, 1, 'const');
+              }, timing),
+            );
+            report({
+              engine,
+              backend: 'cpu',
+              resolution: cfg.resolution,
+              batch,
+              images_per_s: result.perSecond * batch,
+              peak_rss_mb: peakRssMb,
+              iterations: result.iters,
+              passes: 1,
+            });
+          }
+        } finally {
+          await G.release();
+        }
+      }
+    }
+  } finally {
+    disposeParams(params);
   }
-  disposeParams(params);
+  if (opts.json) return '';
   const table = markdownTable(
-    ['date', 'backend', 'resolution / sizes', 'batch', 'images/s', 'iterations'],
-    rows,
+    ['date', 'engine', 'backend', 'resolution / sizes', 'batch', 'images/s', 'peak RSS MB', 'iterations'],
+    results.map((r) => [
+      today(),
+      r.engine,
+      r.backend,
+      `${cfg.resolution} (base ${cfg.channelBase}, max ${cfg.channelMax}, map ${cfg.mappingLayers})`,
+      r.passes > 1 ? `${r.batch} (${r.passes} passes)` : r.batch,
+      r.images_per_s.toFixed(2),
+      r.peak_rss_mb,
+      r.iterations,
+    ]),
   );
   return `Machine: ${machineDescription(info)}\n\n${table}\n`;
 }
@@ -72,15 +170,22 @@ export async function benchGenerate(opts: GenerateBenchOptions): Promise<string>
 export function register(bench: Command): void {
   bench
     .command('generate')
-    .description('generator throughput (images/s) at paper256 sizes, batch 1, 8, 32')
+    .description('generator throughput (images/s) per engine at paper256 sizes, batch 1, 8, 32')
+    .option(
+      '--engine <list>',
+      'comma-separated engines: tfjs (its --backend), onnx (ONNX Runtime CPU)',
+      'tfjs',
+    )
     .option('--res <n>', 'resolution', '256')
     .option('--batches <list>', 'comma-separated batch sizes', '1,8,32')
+    .option('--batch <list>', 'same as --batches')
     .option('--channel-base <n>', 'channel_base', '16384')
     .option('--channel-max <n>', 'channel_max', '512')
     .option('--mapping-layers <n>', 'mapping layers', '8')
     .option('--seconds <n>', 'minimum timed seconds per batch size', '10')
     .option('--warmup <n>', 'untimed warm-up passes (shader compilation, allocation)', '2')
     .option('--min-iters <n>', 'minimum timed passes', '3')
+    .option('--json', 'print one JSON object per engine and batch instead of a table')
     .action(async (opts: Omit<GenerateBenchOptions, 'backend'>, cmd: Command) => {
       // --backend is the program's global option (facestyle --backend / FACESTYLE_BACKEND).
       process.stdout.write(await benchGenerate({ ...opts, backend: cmd.optsWithGlobals().backend }));
