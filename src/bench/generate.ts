@@ -1,10 +1,12 @@
 // `npm run bench -- generate`: generator throughput (images/s) per engine (tfjs on its backend, ONNX
 // Runtime on the CPU) and batch size, at paper256 sizes by default (randomly initialised: speed does
-// not depend on the weights). Engines run one after the other in one process, so ratios compare
-// like with like; peak RSS is sampled during each measurement.
+// not depend on the weights). Engines run one after the other in one bench run, so ratios compare
+// like with like (each engine in a process of its own); peak RSS is sampled during each measurement.
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { UserError } from '../errors.ts';
-import { type BackendName, initBackend } from '../model/backend.ts';
+import { type BackendInfo, type BackendName, initBackend } from '../model/backend.ts';
 import { defaultGeneratorConfig, type GeneratorConfig } from '../model/config.ts';
 import { initParams } from '../model/init.ts';
 import { Generator } from '../model/networks/generator.ts';
@@ -23,6 +25,7 @@ export interface GenerateBenchOptions {
   channelBase: string;
   channelMax: string;
   mappingLayers: string;
+  zDim: string;
   seconds: string;
   warmup: string;
   minIters: string;
@@ -68,14 +71,53 @@ async function withPeakRss<T>(work: () => Promise<T>): Promise<{ result: T; peak
   }
 }
 
+const BIN = fileURLToPath(new URL('../../bin/facestyle.js', import.meta.url));
+
+/**
+ * Several engines: each measured in a process of its own, one after the other, so that one's peak
+ * RSS does not include what the other left allocated (tfjs's wasm heap never shrinks).
+ */
+async function benchEnginesApart(
+  engines: EngineName[],
+  opts: GenerateBenchOptions,
+): Promise<GenerateBenchResult[]> {
+  const results: GenerateBenchResult[] = [];
+  for (const engine of engines) {
+    const args = [BIN, ...(opts.backend ? ['--backend', opts.backend] : []), 'bench', 'generate'];
+    args.push('--engine', engine, '--json', '--res', opts.res, '--batches', opts.batch ?? opts.batches);
+    args.push('--channel-base', opts.channelBase, '--channel-max', opts.channelMax);
+    args.push('--mapping-layers', opts.mappingLayers, '--z-dim', opts.zDim, '--seconds', opts.seconds);
+    args.push('--warmup', opts.warmup, '--min-iters', opts.minIters);
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    let stdout = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    if (code !== 0) throw new Error(`bench generate --engine ${engine} exited with ${code}`);
+    for (const line of stdout.split('\n').filter((l) => l.startsWith('{'))) {
+      const r = JSON.parse(line) as GenerateBenchResult;
+      results.push(r);
+      if (opts.json) process.stdout.write(`${line}\n`);
+    }
+  }
+  return results;
+}
+
 export async function benchGenerate(opts: GenerateBenchOptions): Promise<string> {
   const engines = parseEngines(opts.engine);
+  if (engines.length > 1) {
+    const results = await benchEnginesApart(engines, opts);
+    return opts.json ? '' : formatResults(results, opts);
+  }
   const info = await initBackend(opts.backend as BackendName | undefined);
   const cfg: GeneratorConfig = defaultGeneratorConfig({
     resolution: Number(opts.res),
     channelBase: Number(opts.channelBase),
     channelMax: Number(opts.channelMax),
     mappingLayers: Number(opts.mappingLayers),
+    zDim: Number(opts.zDim),
+    wDim: Number(opts.zDim),
   });
   const batches = (opts.batch ?? opts.batches).split(',').map(Number);
   const timing = {
@@ -151,13 +193,22 @@ export async function benchGenerate(opts: GenerateBenchOptions): Promise<string>
     disposeParams(params);
   }
   if (opts.json) return '';
+  return formatResults(results, opts, info);
+}
+
+function formatResults(
+  results: GenerateBenchResult[],
+  opts: GenerateBenchOptions,
+  info?: BackendInfo,
+): string {
+  const sizes = `${opts.res} (base ${opts.channelBase}, max ${opts.channelMax}, map ${opts.mappingLayers}, z/w ${opts.zDim})`;
   const table = markdownTable(
     ['date', 'engine', 'backend', 'resolution / sizes', 'batch', 'images/s', 'peak RSS MB', 'iterations'],
     results.map((r) => [
       today(),
       r.engine,
       r.backend,
-      `${cfg.resolution} (base ${cfg.channelBase}, max ${cfg.channelMax}, map ${cfg.mappingLayers})`,
+      sizes,
       r.passes > 1 ? `${r.batch} (${r.passes} passes)` : r.batch,
       r.images_per_s.toFixed(2),
       r.peak_rss_mb,
@@ -182,6 +233,7 @@ export function register(bench: Command): void {
     .option('--channel-base <n>', 'channel_base', '16384')
     .option('--channel-max <n>', 'channel_max', '512')
     .option('--mapping-layers <n>', 'mapping layers', '8')
+    .option('--z-dim <n>', 'z and w dimensions', '512')
     .option('--seconds <n>', 'minimum timed seconds per batch size', '10')
     .option('--warmup <n>', 'untimed warm-up passes (shader compilation, allocation)', '2')
     .option('--min-iters <n>', 'minimum timed passes', '3')
