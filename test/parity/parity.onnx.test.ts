@@ -56,6 +56,20 @@ describe('StyleGAN2 parity with the official networks on ONNX Runtime (CPU)', ()
     expect(maxAbs(await G.synthesize(ref('ws_mix').data, n), ref('img_mix').data)).toBeLessThan(ABS_TOL);
   });
 
+  it('takes per-layer noise as inputs in random mode: zero noise is no noise, other noise changes the image', async () => {
+    const ws = ref('ws').data;
+    const zeros = await G.synthesize(ws, n, 'random', (count) => new Float32Array(count));
+    expect(maxAbs(zeros, ref('img_nonoise').data)).toBeLessThan(ABS_TOL);
+    let calls = 0;
+    const noisy = await G.synthesize(ws, n, 'random', (count) => {
+      calls++;
+      return new Float32Array(count).fill(1);
+    });
+    // One input per synthesis conv: conv1 at 4x4, then conv0 + conv1 per higher resolution.
+    expect(calls).toBe(2 * Math.log2(fx.config.G.resolution) - 3);
+    expect(maxAbs(noisy, ref('img_nonoise').data)).toBeGreaterThan(1e-3);
+  });
+
   it('runs any batch size through one session (dynamic batch axis)', async () => {
     const [, numW, wDim] = ref('ws').shape;
     const one = await G.synthesize(ref('ws').data.subarray(3 * numW * wDim, 4 * numW * wDim), 1);
