@@ -48,8 +48,8 @@ export class OnnxGenerator {
 
   /**
    * A generator over `params` (read again whenever another session is built, so nothing is held
-   * twice). Builds the const-noise synthesis session at once: a graph the runtime rejects fails
-   * here, where the caller can still fall back to tfjs.
+   * twice). Builds the mapping and const-noise synthesis sessions at once: a graph the runtime
+   * rejects fails here, where the caller can still fall back to tfjs.
    */
   static async create(
     cfg: GeneratorConfig,
@@ -58,17 +58,27 @@ export class OnnxGenerator {
   ): Promise<OnnxGenerator> {
     const ort = await loadOrt();
     const G = new OnnxGenerator(cfg, ort, () => readWeights(params), opts);
-    await G.session('synthesis:const');
+    // The two sessions every request needs, from one read of the weights.
+    const weights = await readWeights(params);
+    try {
+      await Promise.all([G.session('mapping', weights), G.session('synthesis:const', weights)]);
+    } catch (err) {
+      await G.release();
+      throw err;
+    }
     return G;
   }
 
-  private session(key: 'mapping' | `synthesis:${OnnxNoiseMode}`): Promise<InferenceSession> {
+  private session(
+    key: 'mapping' | `synthesis:${OnnxNoiseMode}`,
+    preloaded?: GeneratorWeights,
+  ): Promise<InferenceSession> {
     if (this.released) throw new Error('OnnxGenerator used after release()');
     let s = this.sessions.get(key);
     if (!s) {
       s = (async () => {
         const [part, noise] = key.split(':') as ['mapping' | 'synthesis', OnnxNoiseMode | undefined];
-        const model = buildGeneratorModel(this.cfg, await this.weights(), { part, noise });
+        const model = buildGeneratorModel(this.cfg, preloaded ?? (await this.weights()), { part, noise });
         return this.ort.InferenceSession.create(model, {
           executionProviders: ['cpu'],
           graphOptimizationLevel: 'all',
