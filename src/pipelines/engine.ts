@@ -42,11 +42,14 @@ export async function createOnnxOrFallback(
   cfg: GeneratorConfig,
   params: ParamStore,
   what: string,
+  { quiet = false } = {},
 ): Promise<OnnxGenerator | null> {
   const started = performance.now();
   try {
     const G = await OnnxGenerator.create(cfg, params);
-    log.info(`engine onnx for ${what}`, { ms: Math.round(performance.now() - started) });
+    (quiet ? log.debug : log.info)(`engine onnx for ${what}`, {
+      ms: Math.round(performance.now() - started),
+    });
     return G;
   } catch (err) {
     log.warn(`engine onnx unavailable for ${what}, falling back to tfjs`, {
@@ -88,7 +91,7 @@ export function onnxWsRenderer(
 ): WsRenderer {
   return async (cfg, params, ws) => {
     const known = sessionFor(params);
-    const G = known ?? (await createOnnxOrFallback(cfg, params, 'a blended generator'));
+    const G = known ?? (await createOnnxOrFallback(cfg, params, 'a blended generator', { quiet: true }));
     if (!G) return fallback(cfg, params, ws);
     try {
       const n = ws.shape[0];
