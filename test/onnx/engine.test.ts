@@ -9,10 +9,13 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { tensorToRgb } from '../../src/images/tensor-image.ts';
 import { WorkerModels } from '../../src/jobs/handlers/models.ts';
 import { initBackend } from '../../src/model/backend.ts';
-import type { GeneratorConfig } from '../../src/model/config.ts';
+import { defaultGeneratorConfig, type GeneratorConfig } from '../../src/model/config.ts';
+import { initParams } from '../../src/model/init.ts';
+import { Generator } from '../../src/model/networks/generator.ts';
 import { buildGeneratorModel, OnnxExportError } from '../../src/model/onnx/generator-graph.ts';
 import { OnnxGenerator, readWeights } from '../../src/model/onnx/session.ts';
 import { generateFromSeeds } from '../../src/model/sampling.ts';
+import { tf } from '../../src/model/tf.ts';
 import {
   chooseEngine,
   createOnnxOrFallback,
@@ -73,6 +76,48 @@ describe('hostile generators', () => {
       expect(lines).toMatch(/missing tensor\(s\) synthesis\.b16\.torgb\.bias/);
     } finally {
       stderr.mockRestore();
+    }
+  });
+});
+
+describe('architectures the checkpoint format allows', () => {
+  it('matches tfjs for grayscale, no clamp, z_dim != w_dim, 3 mapping layers, narrow channels', async () => {
+    await initBackend('cpu');
+    const cfg = defaultGeneratorConfig({
+      resolution: 16,
+      zDim: 24,
+      wDim: 40,
+      mappingLayers: 3,
+      channelBase: 256,
+      channelMax: 48,
+      convClamp: null,
+      imgChannels: 1,
+    });
+    const params = initParams(Generator.specs(cfg), 3);
+    // Random biases, noise strengths and w_avg, so that every path contributes.
+    for (const [name, t] of params) {
+      if (/(bias|noise_strength|w_avg)$/.test(name)) {
+        params.set(name, tf.randomNormal(t.shape, 0, 0.5, 'float32', name.length));
+        t.dispose();
+      }
+    }
+    const G = await OnnxGenerator.create(cfg, params);
+    try {
+      const n = 3;
+      const z = tf.randomNormal([n, cfg.zDim], 0, 1, 'float32', 5) as tf.Tensor2D;
+      const expected = tf.tidy(() =>
+        tf.transpose(new Generator(cfg, params).generate(z, { psi: 0.6, noiseMode: 'const' }), [0, 3, 1, 2]),
+      );
+      const got = await G.generate((await z.data()) as Float32Array, n, 0.6);
+      const want = (await expected.data()) as Float32Array;
+      expect(got.length).toBe(n * 16 * 16);
+      let maxDiff = 0;
+      for (let i = 0; i < got.length; i++) maxDiff = Math.max(maxDiff, Math.abs(got[i] - want[i]));
+      expect(maxDiff).toBeLessThan(1e-4);
+      tf.dispose([z, expected]);
+    } finally {
+      await G.release();
+      for (const t of params.values()) t.dispose();
     }
   });
 });
