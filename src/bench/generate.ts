@@ -40,6 +40,8 @@ export interface GenerateBenchResult {
   batch: number;
   images_per_s: number;
   peak_rss_mb: number;
+  /** Process CPU time (all threads) per image: less sensitive than images/s to a busy machine. */
+  cpu_s_per_image: number;
   iterations: number;
   passes: number;
 }
@@ -56,8 +58,11 @@ function parseEngines(list: string): EngineName[] {
   return engines as EngineName[];
 }
 
-/** Peak resident set size while `work` runs, sampled every 20 ms and at the end. */
-async function withPeakRss<T>(work: () => Promise<T>): Promise<{ result: T; peakRssMb: number }> {
+/** Peak resident set size while `work` runs (sampled every 20 ms and at the end), and CPU seconds. */
+async function withPeakRss<T>(
+  work: () => Promise<T>,
+): Promise<{ result: T; peakRssMb: number; cpuSeconds: number }> {
+  const cpuBefore = process.cpuUsage();
   let peak = process.memoryUsage.rss();
   const timer = setInterval(() => {
     peak = Math.max(peak, process.memoryUsage.rss());
@@ -65,7 +70,8 @@ async function withPeakRss<T>(work: () => Promise<T>): Promise<{ result: T; peak
   try {
     const result = await work();
     peak = Math.max(peak, process.memoryUsage.rss());
-    return { result, peakRssMb: Math.round(peak / 2 ** 20) };
+    const cpu = process.cpuUsage(cpuBefore);
+    return { result, peakRssMb: Math.round(peak / 2 ** 20), cpuSeconds: (cpu.user + cpu.system) / 1e6 };
   } finally {
     clearInterval(timer);
   }
@@ -142,7 +148,7 @@ export async function benchGenerate(opts: GenerateBenchOptions): Promise<string>
           const zs = Array.from({ length: Math.ceil(batch / perPass) }, (_, i) =>
             tf.randomNormal([Math.min(perPass, batch - i * perPass), cfg.zDim]),
           ) as tf.Tensor2D[];
-          const { result, peakRssMb } = await withPeakRss(() =>
+          const { result, peakRssMb, cpuSeconds } = await withPeakRss(() =>
             timeIt(async () => {
               for (const z of zs) {
                 const img = G.generate(z, { noiseMode: 'const' });
@@ -159,6 +165,7 @@ export async function benchGenerate(opts: GenerateBenchOptions): Promise<string>
             batch,
             images_per_s: result.perSecond * batch,
             peak_rss_mb: peakRssMb,
+            cpu_s_per_image: cpuSeconds / ((result.iters + timing.warmup) * batch),
             iterations: result.iters,
             passes: zs.length,
           });
@@ -168,7 +175,7 @@ export async function benchGenerate(opts: GenerateBenchOptions): Promise<string>
         try {
           for (const batch of batches) {
             const z = (await tf.randomNormal([batch, cfg.zDim]).data()) as Float32Array;
-            const { result, peakRssMb } = await withPeakRss(() =>
+            const { result, peakRssMb, cpuSeconds } = await withPeakRss(() =>
               timeIt(async () => {
                 await G.generate(z, batch, 1, 'const');
               }, timing),
@@ -180,6 +187,7 @@ export async function benchGenerate(opts: GenerateBenchOptions): Promise<string>
               batch,
               images_per_s: result.perSecond * batch,
               peak_rss_mb: peakRssMb,
+              cpu_s_per_image: cpuSeconds / ((result.iters + timing.warmup) * batch),
               iterations: result.iters,
               passes: 1,
             });
@@ -203,7 +211,17 @@ function formatResults(
 ): string {
   const sizes = `${opts.res} (base ${opts.channelBase}, max ${opts.channelMax}, map ${opts.mappingLayers}, z/w ${opts.zDim})`;
   const table = markdownTable(
-    ['date', 'engine', 'backend', 'resolution / sizes', 'batch', 'images/s', 'peak RSS MB', 'iterations'],
+    [
+      'date',
+      'engine',
+      'backend',
+      'resolution / sizes',
+      'batch',
+      'images/s',
+      'CPU s/image',
+      'peak RSS MB',
+      'iterations',
+    ],
     results.map((r) => [
       today(),
       r.engine,
@@ -211,6 +229,7 @@ function formatResults(
       sizes,
       r.passes > 1 ? `${r.batch} (${r.passes} passes)` : r.batch,
       r.images_per_s.toFixed(2),
+      r.cpu_s_per_image.toFixed(3),
       r.peak_rss_mb,
       r.iterations,
     ]),
