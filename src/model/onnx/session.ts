@@ -1,16 +1,11 @@
 // The generator on ONNX Runtime (onnxruntime-node, CPU execution provider): graphs built in memory
-// from a ParamStore, one session for the mapping network and one per synthesis noise mode, created
-// on first use. Inputs and outputs are plain Float32Arrays, images NCHW as the official networks.
+// from a ParamStore, one session for the mapping network and one per synthesis noise mode (const at
+// creation, the others on first use). Inputs and outputs are plain Float32Arrays, images NCHW as the official networks.
 import type { InferenceSession, Tensor } from 'onnxruntime-node';
 import type { GeneratorConfig } from '../config.ts';
 import { numWs } from '../config.ts';
 import type { ParamStore } from '../params.ts';
-import {
-  buildGeneratorModel,
-  type GeneratorWeights,
-  noiseInputName,
-  type OnnxNoiseMode,
-} from './generator-graph.ts';
+import { buildGeneratorModel, type GeneratorWeights, type OnnxNoiseMode } from './generator-graph.ts';
 
 type Ort = typeof import('onnxruntime-node');
 
@@ -169,5 +164,3 @@ function gaussianNoise(count: number): Float32Array {
   }
   return out;
 }
-
-export { noiseInputName };
