@@ -33,7 +33,7 @@ export interface GenerateBenchOptions {
 }
 
 export interface GenerateBenchResult {
-  engine: 'tfjs' | 'onnx';
+  engine: EngineName;
   /** tfjs: its backend; onnx: the execution provider. */
   backend: string;
   resolution: number;
@@ -46,7 +46,7 @@ export interface GenerateBenchResult {
   passes: number;
 }
 
-const ENGINES = ['tfjs', 'onnx'] as const;
+const ENGINES = ['tfjs', 'onnx', 'onnx-webgpu'] as const;
 type EngineName = (typeof ENGINES)[number];
 
 function parseEngines(list: string): EngineName[] {
@@ -171,7 +171,8 @@ export async function benchGenerate(opts: GenerateBenchOptions): Promise<string>
           });
         }
       } else {
-        const G = await OnnxGenerator.create(cfg, params);
+        const provider = engine === 'onnx-webgpu' ? 'webgpu' : 'cpu';
+        const G = await OnnxGenerator.create(cfg, params, { provider });
         try {
           for (const batch of batches) {
             const z = (await tf.randomNormal([batch, cfg.zDim]).data()) as Float32Array;
@@ -182,7 +183,7 @@ export async function benchGenerate(opts: GenerateBenchOptions): Promise<string>
             );
             report({
               engine,
-              backend: 'cpu',
+              backend: provider,
               resolution: cfg.resolution,
               batch,
               images_per_s: result.perSecond * batch,
@@ -243,7 +244,7 @@ export function register(bench: Command): void {
     .description('generator throughput (images/s) per engine at paper256 sizes, batch 1, 8, 32')
     .option(
       '--engine <list>',
-      'comma-separated engines: tfjs (its --backend), onnx (ONNX Runtime CPU)',
+      'comma-separated engines: tfjs (its --backend), onnx (ONNX Runtime CPU), onnx-webgpu',
       'tfjs',
     )
     .option('--res <n>', 'resolution', '256')

@@ -7,7 +7,7 @@ import type { RgbImage } from '../images/tensor-image.ts';
 import { toUint8Pixel } from '../images/tensor-image.ts';
 import { logger } from '../log.ts';
 import type { GeneratorConfig } from '../model/config.ts';
-import { OnnxGenerator } from '../model/onnx/session.ts';
+import { ONNX_PROVIDERS, OnnxGenerator, type OnnxProvider } from '../model/onnx/session.ts';
 import type { ParamStore } from '../model/params.ts';
 import { zFromSeed } from '../model/seeds.ts';
 import type { tf } from '../model/tf.ts';
@@ -26,6 +26,19 @@ export function parseEngineSetting(value: string = process.env.FACESTYLE_ENGINE 
     );
   }
   return value as EngineSetting;
+}
+
+/**
+ * FACESTYLE_ONNX_PROVIDER: cpu (default) or webgpu. WebGPU is opt-in: no measurement here shows it
+ * faster than tfjs's own webgpu backend, which `auto` keeps on GPU machines.
+ */
+export function parseOnnxProvider(
+  value: string = process.env.FACESTYLE_ONNX_PROVIDER || 'cpu',
+): OnnxProvider {
+  if (!ONNX_PROVIDERS.includes(value as OnnxProvider)) {
+    throw new UserError(`FACESTYLE_ONNX_PROVIDER must be ${ONNX_PROVIDERS.join(' or ')}, got "${value}"`);
+  }
+  return value as OnnxProvider;
 }
 
 /** The engine for images: `setting` when explicit, else onnx where tfjs would run on wasm or cpu. */

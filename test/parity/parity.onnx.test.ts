@@ -97,6 +97,22 @@ describe('StyleGAN2 parity with the official networks on ONNX Runtime (CPU)', ()
     }
   });
 
+  it('runs on the WebGPU execution provider too (where a Vulkan/Metal/D3D12 adapter exists)', async (ctx) => {
+    let gpu: OnnxGenerator;
+    try {
+      gpu = await OnnxGenerator.create(fx.config.G, fx.G, { provider: 'webgpu' });
+    } catch (err) {
+      if (process.env.CI_REQUIRE_WEBGPU) throw err;
+      ctx.skip(`no WebGPU adapter for ONNX Runtime: ${(err as Error).message}`);
+      return;
+    }
+    try {
+      expect(maxAbs(await gpu.generate(ref('z').data, n, 0.7), ref('img_psi07').data)).toBeLessThan(ABS_TOL);
+    } finally {
+      await gpu.release();
+    }
+  });
+
   it('gives the same faces as the tfjs generator for seeds (psi 0.7)', async () => {
     const seeds = [0, 1, 2, 3];
     const tfG = new Generator(fx.config.G, fx.G);

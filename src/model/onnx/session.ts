@@ -25,9 +25,15 @@ export async function readWeights(params: ParamStore): Promise<GeneratorWeights>
   return weights;
 }
 
+/** Execution providers this code runs the generator on (both bundled with onnxruntime-node). */
+export const ONNX_PROVIDERS = ['cpu', 'webgpu'] as const;
+export type OnnxProvider = (typeof ONNX_PROVIDERS)[number];
+
 export interface OnnxGeneratorOptions {
   /** Intra-op threads; 0 or undefined: ONNX Runtime's default (one per physical core). */
   threads?: number;
+  /** Default cpu; webgpu keeps the CPU provider for any node WebGPU lacks. */
+  provider?: OnnxProvider;
 }
 
 export class OnnxGenerator {
@@ -75,7 +81,7 @@ export class OnnxGenerator {
         const [part, noise] = key.split(':') as ['mapping' | 'synthesis', OnnxNoiseMode | undefined];
         const model = buildGeneratorModel(this.cfg, preloaded ?? (await this.weights()), { part, noise });
         return this.ort.InferenceSession.create(model, {
-          executionProviders: ['cpu'],
+          executionProviders: this.opts.provider === 'webgpu' ? ['webgpu', 'cpu'] : ['cpu'],
           graphOptimizationLevel: 'all',
           intraOpNumThreads: this.opts.threads ?? 0,
           // Spinning threads starve everything else on a busy CPU-only server (bot, queue, other
