@@ -8,6 +8,7 @@ import { imagesPerPass, seedsToZ } from '../model/sampling.ts';
 import type { Variation } from '../model/seeds.ts';
 import { tf } from '../model/tf.ts';
 import { type BlendDirection, blend, orderForDirection } from './blend.ts';
+import type { WsRenderer } from './engine.ts';
 
 export interface ShowcaseOptions {
   seeds: number[];
@@ -16,9 +17,16 @@ export interface ShowcaseOptions {
   psi?: number;
   direction?: BlendDirection;
   width?: number;
+  /** Renders ws with a generator's params (default: tfjs on the active backend). */
+  renderer?: WsRenderer;
 }
 
-async function render(cfg: GeneratorConfig, params: ParamStore, ws: tf.Tensor3D): Promise<RgbImage[]> {
+/** The tfjs WsRenderer: synthesis in passes that fit the backend's memory. */
+export async function renderWithTfjs(
+  cfg: GeneratorConfig,
+  params: ParamStore,
+  ws: tf.Tensor3D,
+): Promise<RgbImage[]> {
   const G = new Generator(cfg, params);
   const [n, numW, wDim] = ws.shape;
   const perPass = imagesPerPass(cfg, n);
@@ -59,6 +67,7 @@ export async function blendComparison(
   opts: ShowcaseOptions,
 ): Promise<{ rows: RgbImage[][]; columnLabels: string[]; rowLabels: string[] }> {
   const ws = blendWs(cfg, base, style, opts);
+  const render = opts.renderer ?? renderWithTfjs;
   const { low, high } = orderForDirection(base, style, opts.direction ?? 'texture');
   const blended = blend(low, high, { layer, width: opts.width });
   try {
@@ -90,6 +99,7 @@ export async function blendMatrix(
   opts: ShowcaseOptions,
 ): Promise<{ rows: RgbImage[][][]; columnLabels: string[]; rowLabels: string[] }> {
   const rows: RgbImage[][][] = [];
+  const render = opts.renderer ?? renderWithTfjs;
   for (const snap of snapshots) {
     const ws = blendWs(cfg, base, snap.params, opts);
     try {
