@@ -4,7 +4,6 @@
 // this is the same rule applied early, from what this process submitted itself.
 import { QuotaExceededError } from '../jobs/errors.ts';
 import { DEFAULT_POLICY, type QueuePolicy } from '../jobs/policy.ts';
-import type { InteractionContext } from './command.ts';
 
 export class Cooldowns {
   private readonly lastSubmit = new Map<string, number>();
@@ -39,6 +38,10 @@ export class Cooldowns {
 }
 
 /** The early check for an interaction; admins skip per-member limits, as in the queue. */
-export function checkCooldown(ctx: InteractionContext, userId: string, kind: string): void {
+export function checkCooldown(
+  ctx: { isAdmin: boolean; cooldowns: Cooldowns },
+  userId: string,
+  kind: string,
+): void {
   if (!ctx.isAdmin) ctx.cooldowns.check(userId, kind);
 }

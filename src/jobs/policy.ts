@@ -59,7 +59,7 @@ export function checkSubmit(policy: QueuePolicy, kind: string, actor: Actor, sna
     if ((snap.serverActive ?? 0) >= serverCap) {
       throw new QuotaExceededError(
         'server',
-        `this server already has ${snap.serverActive} jobs queued or running (limit ${serverCap})`,
+        `this server already has ${snap.serverActive} job${snap.serverActive === 1 ? '' : 's'} queued or running (limit ${serverCap})`,
         'wait for some to finish: the queue is shared with other servers',
       );
     }
@@ -69,7 +69,7 @@ export function checkSubmit(policy: QueuePolicy, kind: string, actor: Actor, sna
   if (snap.userActive >= policy.maxActivePerUser) {
     throw new QuotaExceededError(
       'active',
-      `you already have ${snap.userActive} jobs queued or running (limit ${policy.maxActivePerUser})`,
+      `you already have ${snap.userActive} job${snap.userActive === 1 ? '' : 's'} queued or running (limit ${policy.maxActivePerUser})`,
       'wait for one to finish, or cancel one with `/cancel`',
     );
   }

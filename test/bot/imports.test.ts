@@ -29,8 +29,15 @@ const ALLOWED_MODEL_MODULES = new Set([
   'src/model/seeds.ts',
   // Checkpoint headers: metadata and architecture numbers, read without loading a tensor.
   'src/model/checkpoint/format.ts',
+  'src/model/checkpoint/infer.ts',
+  'src/model/checkpoint/info.ts',
+  'src/model/checkpoint/layout.ts',
+  'src/model/checkpoint/metadata.ts',
   'src/model/checkpoint/safetensors.ts',
+  'src/model/checkpoint/tensors.ts',
   'src/model/config.ts',
+  // The networks' parameter tables (names and shapes, no tensors): the header readers check against them.
+  'src/model/networks/specs.ts',
 ]);
 const ALLOWED_PIPELINE_MODULES = new Set(['src/pipelines/registry.ts']);
 

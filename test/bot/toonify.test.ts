@@ -163,7 +163,9 @@ describe('/toonify', () => {
     const carol = makeUser({ username: 'carol' });
     h.services.jobs.policy = { maxQueued: 200, maxActivePerUser: 1, kinds: {} };
     try {
-      const first = await h.interact(toonifyCommand(photoUpload(), [], carol));
+      // Her one allowed job is a /generate: the bot's own per-kind cooldown does not apply to the
+      // /toonify below, so what refuses it is the queue's quota, asked before any download.
+      const first = await h.interact(h.fake.slashCommand({ name: 'generate', user: carol, options: [] }));
       expect(first.outcome.ok, first.outcome.error).toBe(true);
       const jobsBefore = toonifyJobs().length;
       const cdnBefore = h.fake.cdnRequests.length;
@@ -172,9 +174,11 @@ describe('/toonify', () => {
         toonifyCommand(photoUpload('big.png', await noisyPng(600, 600)), [], carol),
       );
       expect(outcome.ok).toBe(false);
-      const whisper = h.fake.messages.get(record.followUpIds[0]);
+      // Answered privately as the acknowledgement itself: no public "thinking" first.
+      expect(record.ack?.type).toBe(4);
+      const whisper = h.fake.originalMessage(record.raw.id);
       expect(isEphemeral(whisper)).toBe(true);
-      expect(whisper!.embeds[0].title).toBe('You already have 1 jobs queued or running (limit 1)');
+      expect(whisper!.embeds[0].title).toBe('You already have 1 job queued or running (limit 1)');
       expect(h.fake.cdnRequests.length).toBe(cdnBefore);
       expect(toonifyJobs()).toHaveLength(jobsBefore);
       expect(readdirSync(toonifyPhotosDir(h.dataDir))).toHaveLength(photosBefore);

@@ -134,8 +134,10 @@ async function run(interaction: ChatInputCommandInteraction, ctx: InteractionCon
   // cap, the options; only then the download (up to MAX_PHOTO_BYTES) and the decode of its bytes.
   checkPhotoAttachment(photo);
   checkCooldown(ctx, interaction.user.id, 'toonify');
-  await ctx.respond.defer('public');
+  // Before the public "thinking": a member over quota is answered privately, and the queue's
+  // count is one quick store read, well inside the 3 s acknowledgement window.
   await ctx.services.jobs.admit('toonify', ctx.actor);
+  await ctx.respond.defer('public');
   const style = await stylePayload(interaction, ctx);
   const photoPath = await fetchPhoto(interaction, ctx, photo);
   const policy = { dataDir: ctx.config.dataDir, retentionMs: ctx.config.toonifyPhotoRetentionMs ?? 0 };

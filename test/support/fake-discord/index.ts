@@ -330,7 +330,7 @@ export class FakeDiscord {
   /**
    * Polls `check` whenever the fake records something (and every 50 ms) until it returns a value.
    */
-  waitFor<T>(what: string, check: () => T | undefined | null | false, timeoutMs = 5_000): Promise<T> {
+  waitFor<T>(what: string, check: () => T | undefined | null | false, timeoutMs = 15_000): Promise<T> {
     return new Promise((resolve, reject) => {
       const tick = () => {
         let value: T | undefined | null | false;
