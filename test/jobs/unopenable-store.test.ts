@@ -2,7 +2,7 @@
 // file. `facestyle jobs list` says so in one line and exits 1; no SQLITE_CANTOPEN escapes as an
 // unhandled rejection (which vitest would also report as an error of this file).
 import { execFile, execFileSync } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -18,12 +18,21 @@ let mounted = false;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'facestyle-rostore-'));
   readOnly = join(dir, 'read-only');
+  // A data folder that already holds a job store (with none, `jobs list` has nothing to open and
+  // says so), then made read-only.
+  const written = join(dir, 'written');
+  await mkdir(written);
+  const store = await JobStore.open(`sqlite://${join(written, 'facestyle.sqlite')}`);
+  await store.close();
   await mkdir(readOnly);
-  // Root ignores permission bits: a read-only mount is read-only for root too.
+  // Root ignores permission bits: a read-only bind mount is read-only for root too.
   if (process.getuid?.() === 0) {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=64k', 'tmpfs', readOnly]);
+    execFileSync('mount', ['--bind', written, readOnly]);
+    execFileSync('mount', ['-o', 'remount,ro,bind', readOnly]);
     mounted = true;
   } else {
+    await rm(readOnly, { recursive: true });
+    await rename(written, readOnly);
     await chmod(readOnly, 0o555);
   }
 });
@@ -73,7 +82,7 @@ describe('a job store that cannot be opened', () => {
     const { code, stderr } = await jobsList(dataDir);
     expect(code).toBe(1);
     const lines = userLines(stderr);
-    expect(lines[0]).toMatch(/^error: cannot open the job store at sqlite:.*SQLITE_CANTOPEN/);
+    expect(lines[0]).toMatch(/^error: cannot open the job store at sqlite:.*: unable to open database file$/);
     expect(stderr).not.toMatch(/triggerUncaughtException|\n\s+at /);
   });
 
