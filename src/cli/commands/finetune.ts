@@ -250,7 +250,8 @@ export function register(program: Command): void {
       const total = epochs * itemsPerEpoch;
       process.stderr.write(
         `training ${config.G.resolution}x${config.G.resolution} on ${data.count} images (${itemsPerEpoch} per epoch), ` +
-          `${epochs} epochs = ${round(total / 1000)} kimg, snapshots every ${snapshotEvery} epochs in ${outDir}\n`,
+          `${epochs} epochs = ${round(total / 1000)} kimg, snapshots every ${snapshotEvery} epochs` +
+          `${snapshotEpochs.length > 0 ? ` and at epochs ${snapshotEpochs.join(', ')}` : ''} in ${outDir}\n`,
       );
       const bar = createProgress('training', total);
       const controller = new AbortController();
