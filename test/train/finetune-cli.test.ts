@@ -148,5 +148,11 @@ describe('facestyle finetune', () => {
     await expect(
       run([...SCRATCH, '--data', join(workDir, 'nowhere'), '--out', out, '--epochs', '1']),
     ).rejects.toThrow(/--data .*nowhere does not exist/);
+    await expect(
+      run([...SCRATCH, '--data', dataDir, '--out', out, '--epochs', '4', '--snapshot-epochs', '2,x']),
+    ).rejects.toThrow(/--snapshot-epochs must be a whole number/);
+    await expect(
+      run([...SCRATCH, '--data', dataDir, '--out', out, '--epochs', '4', '--snapshot-epochs', '2,8']),
+    ).rejects.toThrow(/snapshot epochs must be whole epochs from 1 to 4, got 8/);
   });
 });

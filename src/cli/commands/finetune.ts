@@ -40,6 +40,7 @@ interface FinetuneCliOptions extends ArchitectureFlags {
   data: string;
   epochs: string;
   snapshotEvery?: string;
+  snapshotEpochs?: string;
   out: string;
   name?: string;
   batch?: string;
@@ -229,6 +230,10 @@ export function register(program: Command): void {
     )
     .requiredOption('--epochs <n>', 'passes over the images (x-flips included)')
     .option('--snapshot-every <n>', 'epochs between snapshots (default: epochs / 20)')
+    .option(
+      '--snapshot-epochs <list>',
+      'further snapshots at these epochs, e.g. 24,48,72,160,480 (a ladder; --snapshot-every still applies)',
+    )
     .requiredOption('--out <dir>', 'run folder: snapshots, previews, progress.jsonl, losses.png')
     .option('--name <name>', 'run name recorded in the snapshots (default: the --out folder name)')
     .option('--batch <n>', 'minibatch size (default: min(4096 / resolution, 32))')
@@ -255,6 +260,10 @@ export function register(program: Command): void {
       const snapshotEvery = opts.snapshotEvery
         ? parseNumber('--snapshot-every', opts.snapshotEvery, { integer: true, min: 1 })
         : Math.max(1, Math.round(epochs / 20));
+      const snapshotEpochs = (opts.snapshotEpochs ?? '')
+        .split(',')
+        .filter((e) => e.trim() !== '')
+        .map((e) => parseNumber('--snapshot-epochs', e, { integer: true, min: 1 }));
       const hyper = hyperparameters(opts);
       const seed = parseNumber('--seed', opts.seed, { integer: true });
       const previewSeeds = parseSeeds(opts.previewSeeds, 64);
@@ -304,7 +313,8 @@ export function register(program: Command): void {
       );
       process.stderr.write(
         `training ${config.G.resolution}x${config.G.resolution} on ${data.count} images (${itemsPerEpoch} per epoch), ` +
-          `${plural(epochs, 'epoch')} = ${round(total / 1000)} kimg, snapshots every ${plural(snapshotEvery, 'epoch')} in ${outDir}\n`,
+          `${plural(epochs, 'epoch')} = ${round(total / 1000)} kimg, snapshots every ${plural(snapshotEvery, 'epoch')}` +
+          `${snapshotEpochs.length > 0 ? ` and at epochs ${snapshotEpochs.join(', ')}` : ''} in ${outDir}\n`,
       );
       const bar = createProgress('training', total);
       const controller = new AbortController();
@@ -348,6 +358,7 @@ export function register(program: Command): void {
           data,
           epochs,
           snapshotEvery,
+          snapshotEpochs,
           hyper,
           seed,
           previewSeeds,

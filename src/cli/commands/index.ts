@@ -21,4 +21,5 @@ export const commandModules: Record<string, () => Promise<CommandModule>> = {
   bot: () => import('./bot.ts'),
   register: () => import('./register.ts'),
   start: () => import('./start.ts'),
+  demo: () => import('./demo.ts'),
 };

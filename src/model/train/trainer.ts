@@ -61,6 +61,11 @@ export interface FinetuneOptions {
   data: TrainingSet;
   epochs: number;
   snapshotEvery: number;
+  /**
+   * Further snapshot epochs, on top of every `snapshotEvery`: a ladder like the report's
+   * (24, 48, 72, 160, 480) while snapshotEvery keeps resume points in between.
+   */
+  snapshotEpochs?: readonly number[];
   hyper?: Partial<TrainHyperparameters>;
   seed?: number;
   previewSeeds?: number[];
@@ -112,6 +117,14 @@ export async function finetune(opts: FinetuneOptions): Promise<FinetuneResult> {
     !(Number.isInteger(opts.snapshotEvery) && opts.snapshotEvery > 0)
   ) {
     throw new UserError('epochs and snapshot-every must be positive integers');
+  }
+  const beyond = (opts.snapshotEpochs ?? []).filter(
+    (e) => !(Number.isInteger(e) && e > 0 && e <= opts.epochs),
+  );
+  if (beyond.length > 0) {
+    throw new UserError(
+      `snapshot epochs must be whole epochs from 1 to ${opts.epochs}, got ${beyond.join(', ')}`,
+    );
   }
   const hyper = resolveHyperparameters(
     gCfg.resolution,
@@ -227,6 +240,7 @@ class TrainingRun {
   async train(): Promise<FinetuneResult> {
     const { batchSize } = this.hyper;
     const { snapshotEvery, epochs, signal, onProgress } = this.opts;
+    const ladder = this.opts.snapshotEpochs ?? [];
     const started = performance.now();
     const startImages = this.state.imagesSeen;
     let cancelled = false;
@@ -248,7 +262,12 @@ class TrainingRun {
         this.state.epoch = Math.min(epochs, Math.floor(this.state.imagesSeen / this.itemsPerEpoch));
         const finished = this.state.imagesSeen >= this.totalImages;
         let snapshot: string | undefined;
-        if (finished || Math.floor(this.state.epoch / snapshotEvery) > Math.floor(before / snapshotEvery)) {
+        const epoch = this.state.epoch;
+        if (
+          finished ||
+          Math.floor(epoch / snapshotEvery) > Math.floor(before / snapshotEvery) ||
+          ladder.some((e) => before < e && e <= epoch)
+        ) {
           snapshot = await this.snapshot(this.state.epoch);
         }
         const elapsed = (performance.now() - started) / 1000;
