@@ -12,6 +12,7 @@ export const commandModules: Record<string, () => Promise<CommandModule>> = {
   grid: () => import('./grid.ts'),
   toonify: () => import('./toonify.ts'),
   finetune: () => import('./finetune.ts'),
+  score: () => import('./score.ts'),
   dataset: () => import('./dataset.ts'),
   import: () => import('./import.ts'),
   export: () => import('./export.ts'),

@@ -46,9 +46,24 @@ export interface CheckpointMeta {
   /** ADA augmentation probability when the checkpoint was written. */
   augmentP?: number;
   losses?: Record<string, number>;
+  /** Quality scores of the generator (KID against image sets); see src/pipelines/score. */
+  scores?: ModelScore[];
   /** ISO 8601 time. */
   createdAt: string;
   extra?: Record<string, unknown>;
+}
+
+/** KID of the generator's images against an image set, lower is better (docs/score.md). */
+export interface ModelScore {
+  /** The score's name, after its feature network (e.g. "KID-nsfwMNv2"): comparable only within one name. */
+  metric: string;
+  /** What the images were compared with: a training set's content id (datasetId), or a path. */
+  against: string;
+  kid: number;
+  kidStd: number;
+  numReal: number;
+  numFake: number;
+  psi: number;
 }
 
 export interface Networks {
@@ -581,6 +596,12 @@ const optional =
     v === undefined || check(v);
 const isString = (v: unknown) => typeof v === 'string';
 
+const isModelScore = (v: unknown): v is ModelScore =>
+  isPlainObject(v) &&
+  isString(v.metric) &&
+  isString(v.against) &&
+  ['kid', 'kidStd', 'numReal', 'numFake', 'psi'].every((k) => isFiniteNumber(v[k]));
+
 const isConvClamp = (v: unknown) => v === null || (isFiniteNumber(v) && v > 0);
 
 /** Validates a ModelConfig (from file metadata or a caller) and returns a copy with only known fields. */
@@ -667,6 +688,7 @@ export function parseCheckpointMeta(raw: unknown, source?: string): CheckpointMe
       kimg: optional(isFiniteNumber),
       augmentP: optional(isFiniteNumber),
       losses: optional((v) => isPlainObject(v) && Object.values(v).every(isFiniteNumber)),
+      scores: optional((v) => Array.isArray(v) && v.every(isModelScore)),
       extra: optional(isPlainObject),
     },
     source,
@@ -679,6 +701,7 @@ export function parseCheckpointMeta(raw: unknown, source?: string): CheckpointMe
   if (m.kimg !== undefined) meta.kimg = m.kimg;
   if (m.augmentP !== undefined) meta.augmentP = m.augmentP;
   if (m.losses !== undefined) meta.losses = { ...m.losses };
+  if (m.scores !== undefined) meta.scores = m.scores.map((score) => ({ ...score }));
   if (m.extra !== undefined) meta.extra = structuredClone(m.extra);
   return meta;
 }
