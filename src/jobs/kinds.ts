@@ -59,14 +59,22 @@ export interface FinetunePayload {
   runDir: string;
   batchSize?: number;
   learningRate?: number;
+  /** Images a side for each snapshot's score against the training set (0: off; default 256). */
+  scoreSamples?: number;
 }
 export interface FinetuneSnapshot {
   epoch: number;
   checkpointPath: string;
   previewPath?: string;
+  /** KID against the training images (src/pipelines/score), when the snapshot was scored. */
+  score?: { metric: string; kid: number; kidStd: number };
 }
 export interface FinetuneResult {
   snapshots: FinetuneSnapshot[];
+  /** The best-scored snapshot's epoch, when any was scored. */
+  bestEpoch?: number;
+  /** Latest preview beside the loss and score curves. */
+  progressImagePath?: string;
 }
 /** Where an interrupted fine-tune continues: its last snapshot. */
 export interface FinetuneResume {
@@ -298,6 +306,7 @@ export const KIND_SPECS: KindSpecs<JobKinds> = {
       const epochs = integer(p, 'epochs', 'finetune', 1, 10_000);
       integer(p, 'snapshotEvery', 'finetune', 1, epochs);
       optionalInteger(p, 'batchSize', 'finetune', 1, 256);
+      optionalInteger(p, 'scoreSamples', 'finetune', 0, 10_000);
       if (p.learningRate !== undefined) finite(p, 'learningRate', 'finetune', 1e-8, 1);
       return p as unknown as FinetunePayload;
     },

@@ -517,18 +517,32 @@ describe('/finetune', () => {
       .filter((r) => r.params.messageId === messageId);
     expect(edits.every((r) => r.auth === 'bot')).toBe(true);
 
+    // The worker scored both snapshots against the training images; epoch 5 came out best.
     h.services.jobs.complete(job.id, {
       snapshots: [
-        { epoch: 5, checkpointPath: join(h.dataDir, 'e5.safetensors') },
-        { epoch: 10, checkpointPath: join(h.dataDir, 'e10.safetensors'), previewPath: preview },
+        {
+          epoch: 5,
+          checkpointPath: join(h.dataDir, 'e5.safetensors'),
+          score: { metric: 'KID-nsfwMNv2', kid: 0.0123, kidStd: 0.0021 },
+        },
+        {
+          epoch: 10,
+          checkpointPath: join(h.dataDir, 'e10.safetensors'),
+          previewPath: preview,
+          score: { metric: 'KID-nsfwMNv2', kid: 0.0456, kidStd: 0.003 },
+        },
       ],
+      bestEpoch: 5,
     });
     const summary = await h.fake.waitFor('the summary', () => {
       const message = h.fake.messages.get(messageId);
       return message?.embeds[0]?.title?.includes('finished') ? message : undefined;
     });
     expect(summary.embeds[0].description).toContain('epochs 5, 10');
-    expect(summary.embeds[0].description).toContain('/blend model:anime epochs:10');
+    expect(summary.embeds[0].description).toContain(
+      'Best epoch: **5** (KID-nsfwMNv2 0.0123 ± 0.0021 against the training images, lower is better)',
+    );
+    expect(summary.embeds[0].description).toContain('/blend model:anime epochs:5');
     expect(buttons(summary)).toEqual([]);
   });
 });

@@ -9,6 +9,7 @@
 import { mkdir } from 'node:fs/promises';
 import { UserError } from '../../errors.ts';
 import { logger } from '../../log.ts';
+import type { ModelScore } from '../checkpoint/format.ts';
 import { type Checkpoint, disposeCheckpoint, loadCheckpoint, saveCheckpoint } from '../checkpoint/io.ts';
 import type { DiscriminatorConfig, GeneratorConfig, ModelConfig } from '../config.ts';
 import { Discriminator } from '../networks/discriminator.ts';
@@ -99,7 +100,15 @@ export interface TrainProgress {
   etaSeconds: number;
   /** Set on the event that follows a snapshot. */
   snapshot?: string;
+  /** The snapshot's score, when it was scored (see FinetuneOptions.scoreSnapshot). */
+  score?: ModelScore;
 }
+
+/**
+ * Scores G_ema at a snapshot, before the snapshot is written, so the score is stored in its
+ * metadata. `secondsPerEpoch` is the training time of one epoch, for callers that bound their cost.
+ */
+export type SnapshotScorer = (G: Generator, secondsPerEpoch: number) => Promise<ModelScore | null>;
 
 export interface FinetuneOptions {
   /** Run folder: snapshots, previews; a run resumes from the newest snapshot here. */
@@ -119,6 +128,8 @@ export interface FinetuneOptions {
   /** false: start over even when the folder has snapshots. */
   resume?: boolean;
   onProgress?: (event: TrainProgress) => void;
+  /** Quality score of each snapshot (src/pipelines/score); none when absent. */
+  scoreSnapshot?: SnapshotScorer;
   /** Stops within one minibatch; the snapshots written so far stay. */
   signal?: AbortSignal;
 }
@@ -321,6 +332,9 @@ class TrainingRun {
   private readonly resumedFrom: string | null;
   private lossSums = new Map<string, { sum: number; count: number }>();
   private lastLosses: Record<string, number> = {};
+  /** Training time and images since the last snapshot: what an epoch costs, for the scorer's budget. */
+  private trainingSeconds = 0;
+  private imagesAtLastSnapshot = 0;
 
   constructor(
     private readonly opts: FinetuneOptions,
@@ -538,7 +552,14 @@ class TrainingRun {
     });
   }
 
-  private async snapshot(epoch: number): Promise<string> {
+  private async snapshot(epoch: number): Promise<{ path: string; score?: ModelScore }> {
+    const images = this.state.imagesSeen - this.imagesAtLastSnapshot;
+    const secondsPerEpoch = (this.trainingSeconds * this.itemsPerEpoch) / Math.max(1, images);
+    this.trainingSeconds = 0;
+    this.imagesAtLastSnapshot = this.state.imagesSeen;
+    const score =
+      (await this.opts.scoreSnapshot?.(new Generator(this.gCfg, this.emaParams), secondsPerEpoch)) ??
+      undefined;
     const losses: Record<string, number> = {};
     for (const [name, { sum, count }] of this.lossSums) losses[name] = sum / count;
     this.lossSums = new Map();
@@ -557,6 +578,7 @@ class TrainingRun {
         kimg: this.state.imagesSeen / 1000,
         augmentP: this.augmentP(),
         losses,
+        ...(score ? { scores: [score] } : {}),
         createdAt: new Date().toISOString(),
         extra: { training: { ...this.state }, hyperparameters: { ...this.hyper } },
       },
@@ -580,8 +602,9 @@ class TrainingRun {
       kimg: this.state.imagesSeen / 1000,
       augmentP: this.augmentP(),
       losses,
+      ...(score ? { score: `${score.metric} ${score.kid}` } : {}),
     });
-    return path;
+    return { path, score };
   }
 
   async train(): Promise<FinetuneResult> {
@@ -589,6 +612,7 @@ class TrainingRun {
     const { snapshotEvery, epochs, signal, onProgress } = this.opts;
     const started = performance.now();
     const startImages = this.state.imagesSeen;
+    this.imagesAtLastSnapshot = startImages;
     let cancelled = false;
     useTrainingOps(true);
     try {
@@ -598,7 +622,9 @@ class TrainingRun {
           break;
         }
         const items = streamItems(this.itemsPerEpoch, this.state.seed, this.state.imagesSeen, batchSize);
+        const stepStarted = performance.now();
         await this.step(items);
+        this.trainingSeconds += (performance.now() - stepStarted) / 1000;
         // On wasm/cpu a step resolves through microtasks only: yield to the event loop so progress
         // writes, IPC to the bot and cancellation signals get through while training runs.
         await new Promise<void>((resolve) => setImmediate(resolve));
@@ -607,7 +633,7 @@ class TrainingRun {
         const before = this.state.epoch;
         this.state.epoch = Math.min(epochs, Math.floor(this.state.imagesSeen / this.itemsPerEpoch));
         const finished = this.state.imagesSeen >= this.totalImages;
-        let snapshot: string | undefined;
+        let snapshot: { path: string; score?: ModelScore } | undefined;
         if (finished || Math.floor(this.state.epoch / snapshotEvery) > Math.floor(before / snapshotEvery)) {
           snapshot = await this.snapshot(this.state.epoch);
         }
@@ -624,7 +650,8 @@ class TrainingRun {
           rt: this.ada?.lastRt ?? null,
           imagesPerSecond: rate,
           etaSeconds: Math.max(0, this.totalImages - this.state.imagesSeen) / rate,
-          snapshot,
+          ...(snapshot ? { snapshot: snapshot.path } : {}),
+          ...(snapshot?.score ? { score: snapshot.score } : {}),
         });
       }
     } finally {
