@@ -67,7 +67,8 @@ export function describeJob(job: JobInfo): string {
     }
     case 'blend': {
       const p = job.payload;
-      return `**${p.base}** × **${p.style}** at ${p.layer}px · seeds ${formatSeeds(p.seeds)} · psi ${p.psi}`;
+      const picked = job.meta.snapshotNote ? `\nstyle: ${job.meta.snapshotNote}` : '';
+      return `**${p.base}** × **${p.style}** at ${p.layer}px · seeds ${formatSeeds(p.seeds)} · psi ${p.psi}${picked}`;
     }
     case 'finetune': {
       const p = job.payload;

@@ -20,13 +20,15 @@ export async function submitAndShow<K extends JobKind>(
   ctx: InteractionContext,
   kind: K,
   payload: PayloadOf<JobKinds, K>,
+  /** Extra job meta, e.g. `snapshotNote`: which snapshot a /blend picked by itself, shown with the job. */
+  extraMeta: Record<string, string> = {},
 ): Promise<void> {
   await ctx.respond.defer('public');
   const job = await ctx.services.jobs.submit({
     kind,
     payload,
     actor: { userId: interaction.user.id, isAdmin: ctx.isAdmin },
-    meta: jobMeta(interaction),
+    meta: { ...jobMeta(interaction), ...extraMeta },
   });
   await ctx.tracker.watch(job, new InteractionReplyTarget(ctx.respond, ctx.client, ctx.tokenLifetimeMs));
 }

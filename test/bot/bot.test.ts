@@ -14,6 +14,7 @@ import {
   watchOutboundConnections,
 } from '../support/fake-discord/index.ts';
 import { ADMIN_ROLE_ID, BotHarness, buttons, isEphemeral, solidPng } from './support/harness.ts';
+import type { MemoryCatalog } from './support/memory-services.ts';
 
 const watch = watchOutboundConnections();
 let h: BotHarness;
@@ -278,6 +279,40 @@ describe('the other commands', () => {
     const whisper = h.fake.messages.get(record.followUpIds[0])!;
     expect(whisper.embeds[0].title).toBe('Toons has no snapshot at epoch 15');
     expect(whisper.embeds[0].description).toBe('Snapshots: 10, 20');
+  });
+
+  it('/blend without epochs takes the best-scored snapshot, else the newest, and says which', async () => {
+    const toons = (h.services.models as MemoryCatalog).models.find((m) => m.name === 'toons')!;
+    const blendWithoutEpochs = async () => {
+      const { record } = await h.interact(
+        h.fake.slashCommand({ name: 'blend', options: [option.integer('layer', 32)] }),
+      );
+      const description = await h.fake.waitFor('the job message', () =>
+        h.fake.originalMessage(record.raw.id)?.embeds[0]?.description?.includes('style: ')
+          ? h.fake.originalMessage(record.raw.id)!.embeds[0].description
+          : undefined,
+      );
+      return { style: (newestJob().payload as { style: string }).style, description };
+    };
+    const unscored = await blendWithoutEpochs();
+    expect(unscored.style).toBe(join(h.dataDir, 'runs', 'toons', 'epoch-20.safetensors'));
+    expect(unscored.description).toContain('style: epoch 20 of toons: its newest snapshot (none is scored)');
+
+    Object.assign(toons, { bestEpoch: 10, score: { metric: 'KID-nsfwMNv2', kid: 0.0123, kidStd: 0.0021 } });
+    try {
+      const best = await blendWithoutEpochs();
+      expect(best.style).toBe(join(h.dataDir, 'runs', 'toons', 'epoch-10.safetensors'));
+      expect(best.description).toContain(
+        'style: epoch 10 of toons: its best-scored snapshot (KID-nsfwMNv2 0.0123 ± 0.0021, lower is better)',
+      );
+      const listed = await h.interact(h.fake.slashCommand({ name: 'models' }));
+      expect(h.fake.originalMessage(listed.record.raw.id)!.embeds[0].fields![1].value).toContain(
+        '**toons** · 256px · from ffhq256 · epochs 10, 20 · best epoch 10 (KID-nsfwMNv2 0.0123)',
+      );
+    } finally {
+      delete toons.bestEpoch;
+      delete toons.score;
+    }
   });
 
   it('/queue shows your waiting jobs with their place and ETA, and /cancel cancels one', async () => {

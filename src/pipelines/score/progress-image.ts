@@ -1,6 +1,7 @@
 // The picture a fine-tune's progress message shows: the latest preview grid, and beside it the
 // loss curve with the score-by-epoch curve under it, so an admin sees where the model peaked.
 import sharp, { type OverlayOptions } from 'sharp';
+import { pipelineToRgb } from '../../images/compose.ts';
 import { encodeUnderLimit } from '../../images/encode.ts';
 import { writeImage } from '../../images/index.ts';
 import { type CurvePoint, lossCurveSvg } from '../../model/train/loss-curve.ts';
@@ -60,10 +61,9 @@ export async function writeProgressImage(path: string, input: ProgressImageInput
     layers.push({ input: chart.data, left, top });
     top += chart.height;
   }
-  const { data, info } = await sharp({ create: { width, height, channels: 3, background: BACKGROUND } })
-    .composite(layers)
-    .raw()
-    .toBuffer({ resolveWithObject: true });
-  const encoded = await encodeUnderLimit({ width: info.width, height: info.height, data });
+  const canvas = await pipelineToRgb(
+    sharp({ create: { width, height, channels: 3, background: BACKGROUND } }).composite(layers),
+  );
+  const encoded = await encodeUnderLimit(canvas);
   return writeImage(path, encoded);
 }
