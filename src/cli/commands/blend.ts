@@ -10,6 +10,7 @@ import {
   saveCheckpoint,
 } from '../../model/checkpoint/io.ts';
 import { type BlendDirection, blendCheckpoints } from '../../pipelines/blend.ts';
+import { pickSnapshot } from '../../pipelines/score/pick.ts';
 
 interface BlendCliOptions {
   base: string;
@@ -38,7 +39,10 @@ export function register(program: Command): void {
     .command('blend')
     .description('layer-swap a style model into a base model and save the result as a checkpoint')
     .requiredOption('--base <file>', 'base (real-face) checkpoint')
-    .requiredOption('--style <file>', 'style checkpoint fine-tuned from the base')
+    .requiredOption(
+      '--style <file|run>',
+      'style checkpoint fine-tuned from the base, or a fine-tune run folder (its best-scored snapshot)',
+    )
     .requiredOption('--layer <res>', 'swap resolution: blocks at resolution >= this come from the high model')
     .option('--width <octaves>', 'soft switch width (0 = hard cut)')
     .option(
@@ -56,7 +60,9 @@ export function register(program: Command): void {
       if (opts.mapping !== 'low' && opts.mapping !== 'high')
         throw new UserError(`--mapping must be low or high, got "${opts.mapping}"`);
       const base = await loadImageGenerator(opts.base);
-      const style = await loadImageGenerator(opts.style);
+      const picked = await pickSnapshot(opts.style);
+      if (picked.note) process.stderr.write(`style: ${picked.note}\n`);
+      const style = await loadImageGenerator(picked.path);
       const started = performance.now();
       const { checkpoint, owned } = blendCheckpoints(sourceOf(base), sourceOf(style), {
         layer: Number(opts.layer),
