@@ -6,6 +6,7 @@ import { register as generate } from './generate.ts';
 import { register as importBench } from './import.ts';
 import { register as project } from './project.ts';
 import { register as queue } from './queue.ts';
+import { register as score } from './score.ts';
 import { register as train } from './train.ts';
 
 /**
@@ -21,4 +22,5 @@ export const benches: Array<(bench: Command) => void> = [
   project,
   importBench,
   bot,
+  score,
 ];

@@ -109,6 +109,8 @@ describe('snapshot scores during training', () => {
     const outcome = await scorer.score(G, 0.01);
     expect(outcome.score).toBeNull();
     expect(outcome.skipped).toMatch(/an epoch \(0\.0 s\) is too short to score 8 images within 10% of it/);
+    const tooFew = await new TrainingSetScorer(data).score(G, 100);
+    expect(tooFew).toMatchObject({ score: null, skipped: 'fewer than 32 images to score with (16)' });
     const off = await new TrainingSetScorer(data, { samples: 0 }).score(G, 100);
     expect(off).toMatchObject({ score: null, skipped: 'scoring is off' });
   });

@@ -1,7 +1,8 @@
 // `facestyle finetune --base F --data DIR --epochs 480 --snapshot-every 24 --out runs/NAME`, and
 // training from scratch when no --base is given (--resolution and sizes then say what to build).
 // Progress goes to a bar on stderr, to runs/NAME/progress.jsonl (one JSON object per minibatch,
-// for the bot) and to runs/NAME/losses.png, redrawn at every snapshot. Ctrl-C stops after the
+// for the bot) and to runs/NAME/losses.png and scores.png (KID by epoch, docs/score.md), redrawn at
+// every snapshot; the end names the best-scored epoch. Ctrl-C stops after the
 // current minibatch and keeps the snapshots; running the same command again resumes.
 import { appendFile, readFile, rm, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';

@@ -98,12 +98,16 @@ export class TrainingSetScorer {
       seconds: (performance.now() - started) / 1000,
     });
     if (this.options.samples <= 0) return done({ score: null, skipped: 'scoring is off' });
+    if (Math.min(this.options.samples, this.data.count) < this.options.minSamples) {
+      // Decided before the network is even loaded: a tiny set costs nothing.
+      return done({
+        score: null,
+        skipped: `fewer than ${this.options.minSamples} images to score with (${Math.min(this.options.samples, this.data.count)})`,
+      });
+    }
     const count = await this.sampleCount(secondsPerEpoch);
     if (count < this.options.minSamples) {
-      const skipped =
-        count >= this.data.count
-          ? `the training set has fewer than ${this.options.minSamples} images`
-          : `an epoch (${secondsPerEpoch.toFixed(1)} s) is too short to score ${this.options.minSamples} images within ${Math.round(this.options.budget * 100)}% of it`;
+      const skipped = `an epoch (${secondsPerEpoch.toFixed(1)} s) is too short to score ${this.options.minSamples} images within ${Math.round(this.options.budget * 100)}% of it`;
       log.info('snapshot not scored', { reason: skipped });
       return done({ score: null, skipped });
     }
