@@ -4,9 +4,11 @@
 import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Command } from 'commander';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { RegistryModelCatalog } from '../../src/bot/catalog.ts';
 import { chooseSnapshot } from '../../src/bot/commands/blend.ts';
+import { register as registerModels } from '../../src/cli/commands/models.ts';
 import { ModelRegistry } from '../../src/pipelines/registry.ts';
 import { bestScored, formatKid, formatScore } from '../../src/pipelines/score/best.ts';
 import { pickSnapshot } from '../../src/pipelines/score/pick.ts';
@@ -70,6 +72,27 @@ describe('the best-scored snapshot', () => {
       note: 'epoch 5 of demo-lorelei: its best-scored snapshot (KID-nsfwMNv2 0.1562 ± 0.0041, lower is better)',
     });
     expect(chooseSnapshot(lorelei, 2)).toEqual({ epoch: 2 });
+  });
+
+  it('is listed by facestyle models, with every model score', async () => {
+    const program = new Command().exitOverride();
+    registerModels(program);
+    const out: string[] = [];
+    const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
+      out.push(String(chunk));
+      return true;
+    });
+    try {
+      await program.parseAsync(['node', 'facestyle', 'models', '--data-dir', join(workDir, 'no-data')]);
+    } finally {
+      spy.mockRestore();
+    }
+    const text = out.join('');
+    expect(text).toContain('demo-faces  demo · 32px · KID-nsfwMNv2 0.3076 ± 0.0090');
+    expect(text).toContain(
+      'demo-lorelei  finetune · 32px · from demo-faces · epochs 1, 2, 3, 4, 5, 6 · best epoch 5: KID-nsfwMNv2 0.1562 ± 0.0041',
+    );
+    expect(text).toContain(join('checkpoints', 'demo-lorelei-epoch05.safetensors'));
   });
 
   it('of a run folder is what facestyle blend and grid take', async () => {
