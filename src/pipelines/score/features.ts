@@ -55,7 +55,7 @@ export const FEATURE_NETWORKS = {
 } as const satisfies Record<string, FeatureNetwork>;
 
 export type FeatureNetworkId = keyof typeof FEATURE_NETWORKS;
-/** 7.6x faster than InceptionV3 on wasm (docs/benchmarks.md), so every snapshot can be scored. */
+/** About 9x cheaper than InceptionV3 on wasm (docs/benchmarks.md), so every snapshot can be scored. */
 export const DEFAULT_FEATURE_NETWORK: FeatureNetworkId = 'nsfw-mobilenet-v2';
 
 export function featureNetwork(id: string): FeatureNetwork {
