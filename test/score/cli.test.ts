@@ -54,7 +54,9 @@ afterAll(async () => {
 
 describe('facestyle score', () => {
   it('prints one JSON object for a folder against a folder', async () => {
-    const report = JSON.parse(await score(['--real', lorelei, '--fake', faces, '--num', '8', '--json']));
+    const report = JSON.parse(
+      await score(['--real', lorelei, '--fake', faces, '--num', '8', '--fid', '--json']),
+    );
     expect(report).toMatchObject({
       metric: 'KID-nsfwMNv2',
       num_real: 8,
@@ -68,6 +70,7 @@ describe('facestyle score', () => {
     expect(report.features).toMatch(/^nsfw-mobilenet-v2: nsfwjs 4.4 MobileNetV2/);
     expect(report.kid).toBeGreaterThan(0);
     expect(report.kid_std).toBeGreaterThan(0);
+    expect(report.fid).toBeGreaterThan(0);
   });
 
   it('renders a checkpoint at its resolution, seeds from --seed, and takes every real image by default', async () => {

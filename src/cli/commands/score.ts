@@ -17,6 +17,7 @@ interface ScoreCliOptions {
   features: string;
   subsets: string;
   json?: boolean;
+  fid?: boolean;
 }
 
 function wholeNumber(flag: string, value: string, min: number): number {
@@ -49,6 +50,7 @@ export function register(program: Command): void {
       DEFAULT_FEATURE_NETWORK,
     )
     .option('--subsets <n>', 'KID subsets averaged', '100')
+    .option('--fid', 'also FID on the same features (not comparable with Inception FID either)')
     .option('--json', 'print one JSON object')
     .action(async (opts: ScoreCliOptions) => {
       if (!(opts.features in FEATURE_NETWORKS)) {
@@ -69,6 +71,7 @@ export function register(program: Command): void {
         seed,
         network: opts.features,
         numSubsets,
+        fid: opts.fid,
         onStage: opts.json ? undefined : (stage) => process.stderr.write(`${stage}\n`),
       });
       if (opts.json) {
@@ -79,7 +82,8 @@ export function register(program: Command): void {
         `${report.metric} ${report.kid.toExponential(3)} ± ${report.kid_std.toExponential(2)} ` +
           `(${report.num_fake} generated vs ${report.num_real} real at ${report.resolution}px, ` +
           `${report.num_subsets} subsets of ${report.subset_size}; features ${report.features}; ` +
-          `${report.seconds.toFixed(1)} s)\n`,
+          `${report.seconds.toFixed(1)} s)\n` +
+          (report.fid !== undefined ? `FID on the same features ${report.fid.toFixed(3)}\n` : ''),
       );
     });
 }

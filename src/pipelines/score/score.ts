@@ -12,6 +12,7 @@ import {
   featureNetwork,
   sharedFeatureExtractor,
 } from './features.ts';
+import { frechetDistance } from './fid.ts';
 import { KID_DEFAULTS, kernelInceptionDistance } from './kid.ts';
 import {
   countImages,
@@ -35,6 +36,8 @@ export interface ScoreRequest {
   network?: string;
   numSubsets?: number;
   maxSubsetSize?: number;
+  /** Also compute FID on the same features. */
+  fid?: boolean;
   onStage?: (stage: string) => void;
 }
 
@@ -44,6 +47,8 @@ export interface ScoreReport {
   metric: string;
   kid: number;
   kid_std: number;
+  /** FID on the same features (not Inception FID), with --fid. */
+  fid?: number;
   num_real: number;
   num_fake: number;
   /** The feature network (id: description). */
@@ -128,15 +133,20 @@ export async function scoreSources(req: ScoreRequest): Promise<ScoreReport> {
 
   req.onStage?.(`features (${network.id})`);
   const extractor = await sharedFeatureExtractor(network.id);
-  const result = await kidOfImages(extractor, realImages, fakeImages, {
+  const realFeatures = await extractor.features(realImages);
+  const fakeFeatures = await extractor.features(fakeImages);
+  const result = kernelInceptionDistance(realFeatures, fakeFeatures, {
     seed,
-    numSubsets: req.numSubsets,
-    maxSubsetSize: req.maxSubsetSize,
+    numSubsets: req.numSubsets ?? KID_DEFAULTS.numSubsets,
+    maxSubsetSize: req.maxSubsetSize ?? KID_DEFAULTS.maxSubsetSize,
   });
+  if (req.fid) req.onStage?.('FID on the same features');
+  const fid = req.fid ? frechetDistance(realFeatures, fakeFeatures) : undefined;
   return {
     metric: network.scoreName,
     kid: result.kid,
     kid_std: result.kidStd,
+    ...(fid !== undefined ? { fid } : {}),
     num_real: realImages.length,
     num_fake: fakeImages.length,
     features: `${network.id}: ${network.description}`,
@@ -150,20 +160,4 @@ export async function scoreSources(req: ScoreRequest): Promise<ScoreReport> {
     fake,
     seconds: (performance.now() - started) / 1000,
   };
-}
-
-/** KID of two image sets through one feature extractor. */
-export async function kidOfImages(
-  extractor: FeatureExtractor,
-  real: RgbImage[],
-  fake: RgbImage[],
-  opts: { seed?: number; numSubsets?: number; maxSubsetSize?: number } = {},
-) {
-  const realFeatures = await extractor.features(real);
-  const fakeFeatures = await extractor.features(fake);
-  return kernelInceptionDistance(realFeatures, fakeFeatures, {
-    seed: opts.seed ?? KID_DEFAULTS.seed,
-    numSubsets: opts.numSubsets ?? KID_DEFAULTS.numSubsets,
-    maxSubsetSize: opts.maxSubsetSize ?? KID_DEFAULTS.maxSubsetSize,
-  });
 }
