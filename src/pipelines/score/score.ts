@@ -6,12 +6,7 @@ import type { RgbImage } from '../../images/tensor-image.ts';
 import { readCheckpointInfo } from '../../model/checkpoint/format.ts';
 import { disposeCheckpoint, generatorParams } from '../../model/checkpoint/io.ts';
 import { Generator } from '../../model/networks/generator.ts';
-import {
-  DEFAULT_FEATURE_NETWORK,
-  type FeatureExtractor,
-  featureNetwork,
-  sharedFeatureExtractor,
-} from './features.ts';
+import { DEFAULT_FEATURE_NETWORK, featureNetwork, sharedFeatureExtractor } from './features.ts';
 import { frechetDistance } from './fid.ts';
 import { KID_DEFAULTS, kernelInceptionDistance } from './kid.ts';
 import {
