@@ -21,7 +21,7 @@ node --import tsx -e "
 "
 
 base_run=(--data data/demo/faces32-500 --out runs/demo-faces --name demo-faces --snapshot-every 1
-  --resolution 32 --cbase 1024 --cmax 128 --z-dim 64 --w-dim 64 --map-layers 2 --batch 16 --pl-weight 0)
+  --resolution 32 --channel-base 1024 --channel-max 128 --z-dim 64 --w-dim 64 --mapping-layers 2 --batch 16 --pl-weight 0)
 # Without augmentation and with the auto R1 weight (0.0128 here), D won outright after about 5 kimg
 # (D loss 0.02-0.3, G loss 3-6); the run resumes from epoch 5 with R1 x8 and an ADA fast enough to
 # reach p = 1 in 10 kimg, which kept the losses even (D about 0.6). Both phases are what the

@@ -3,6 +3,7 @@
 // each size, then projected to 2000), plus the KID itself on 1000 x 1000 feature vectors (timed
 // in full).
 import type { Command } from 'commander';
+import { positiveInt } from '../cli/options.ts';
 import { renderDemoFace } from '../demo/data.ts';
 import type { RgbImage } from '../images/tensor-image.ts';
 import { initBackend } from '../model/backend.ts';
@@ -10,7 +11,7 @@ import { NumpyRandomState } from '../model/seeds.ts';
 import { FEATURE_NETWORKS, FeatureExtractor } from '../pipelines/score/features.ts';
 import { kernelInceptionDistance } from '../pipelines/score/kid.ts';
 import { decodeImage } from '../pipelines/score/sources.ts';
-import { machineDescription, markdownTable, positiveInt, today } from './common.ts';
+import { machineDescription, markdownTable, today } from './common.ts';
 
 const PER_SIDE = 1000;
 

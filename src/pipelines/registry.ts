@@ -5,7 +5,8 @@ import { readdir, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { UserError } from '../errors.ts';
 import { logger } from '../log.ts';
-import { type CheckpointKind, type ModelScore, readCheckpointInfo } from '../model/checkpoint/format.ts';
+import type { CheckpointKind, ModelScore } from '../model/checkpoint/format.ts';
+import { readCheckpointInfo } from '../model/checkpoint/info.ts';
 import { bestScored, trainingScore } from './score/best.ts';
 
 const log = logger('models');

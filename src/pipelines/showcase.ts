@@ -5,17 +5,28 @@ import type { GeneratorConfig } from '../model/config.ts';
 import { Generator } from '../model/networks/generator.ts';
 import type { ParamStore } from '../model/params.ts';
 import { imagesPerPass, seedsToZ } from '../model/sampling.ts';
+import type { Variation } from '../model/seeds.ts';
 import { tf } from '../model/tf.ts';
 import { type BlendDirection, blend, orderForDirection } from './blend.ts';
+import type { WsRenderer } from './engine.ts';
 
 export interface ShowcaseOptions {
   seeds: number[];
+  /** The seeds are noise seeds of variations of this face. */
+  variation?: Variation;
   psi?: number;
   direction?: BlendDirection;
   width?: number;
+  /** Renders ws with a generator's params (default: tfjs on the active backend). */
+  renderer?: WsRenderer;
 }
 
-async function render(cfg: GeneratorConfig, params: ParamStore, ws: tf.Tensor3D): Promise<RgbImage[]> {
+/** The tfjs WsRenderer: synthesis in passes that fit the backend's memory. */
+export async function renderWithTfjs(
+  cfg: GeneratorConfig,
+  params: ParamStore,
+  ws: tf.Tensor3D,
+): Promise<RgbImage[]> {
   const G = new Generator(cfg, params);
   const [n, numW, wDim] = ws.shape;
   const perPass = imagesPerPass(cfg, n);
@@ -42,7 +53,9 @@ function blendWs(
   opts: ShowcaseOptions,
 ): tf.Tensor3D {
   const { low } = orderForDirection(base, style, opts.direction ?? 'texture');
-  return tf.tidy(() => new Generator(cfg, low).map(seedsToZ(opts.seeds, cfg.zDim), { psi: opts.psi ?? 1 }));
+  return tf.tidy(() =>
+    new Generator(cfg, low).map(seedsToZ(opts.seeds, cfg.zDim, opts.variation), { psi: opts.psi ?? 1 }),
+  );
 }
 
 /** Rows = seeds; columns = base, style, blend: every column rendered from the same ws. */
@@ -54,6 +67,7 @@ export async function blendComparison(
   opts: ShowcaseOptions,
 ): Promise<{ rows: RgbImage[][]; columnLabels: string[]; rowLabels: string[] }> {
   const ws = blendWs(cfg, base, style, opts);
+  const render = opts.renderer ?? renderWithTfjs;
   const { low, high } = orderForDirection(base, style, opts.direction ?? 'texture');
   const blended = blend(low, high, { layer, width: opts.width });
   try {
@@ -88,6 +102,7 @@ export async function blendMatrix(
 ): Promise<{ rows: RgbImage[][][]; columnLabels: string[]; rowLabels: string[]; cellLabels?: string[] }> {
   const rows: RgbImage[][][] = [];
   const cellLabels: string[] = [];
+  const render = opts.renderer ?? renderWithTfjs;
   for (const snap of snapshots) {
     const ws = blendWs(cfg, base, snap.params, opts);
     try {

@@ -8,7 +8,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeDemoDataset } from '../../src/demo/data.ts';
 import { initBackend } from '../../src/model/backend.ts';
-import { readCheckpointInfo } from '../../src/model/checkpoint/format.ts';
+import { readCheckpointInfo } from '../../src/model/checkpoint/info.ts';
 import {
   defaultDiscriminatorConfig,
   defaultGeneratorConfig,

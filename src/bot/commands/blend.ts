@@ -8,6 +8,8 @@ import type { BlendPayload } from '../../jobs/kinds.ts';
 import { parseSeeds } from '../../model/seeds.ts';
 import { formatScore } from '../../pipelines/score/best.ts';
 import type { BotContext, SlashCommand } from '../command.ts';
+import { checkCooldown } from '../cooldowns.ts';
+import { VARIATION_STRENGTH } from '../result-actions.ts';
 import type { ModelSummary } from '../services.ts';
 import { submitAndShow } from '../submit.ts';
 import { consecutiveSeeds, DEFAULT_PSI, randomFirstSeed } from './generate.ts';
@@ -82,9 +84,17 @@ export const blend: SlashCommand = {
     .addStringOption((o) =>
       o.setName('seeds').setDescription(`Seeds, e.g. 1-4,42 (at most ${MAX_SEEDS}; random when empty)`),
     )
-    .addBooleanOption((o) => o.setName('matrix').setDescription('Also show every swap layer side by side')),
+    .addBooleanOption((o) => o.setName('matrix').setDescription('Also show every swap layer side by side'))
+    .addIntegerOption((o) =>
+      o
+        .setName('variation_of')
+        .setDescription('Variations of the face of this seed (then `seeds` picks the variations)')
+        .setMinValue(0)
+        .setMaxValue(2 ** 32 - 1),
+    ),
   visibility: 'public',
   async execute(interaction, ctx) {
+    checkCooldown(ctx, interaction.user.id, 'blend');
     await ctx.respond.defer('public');
     const name = interaction.options.getString('model');
     const model = name ? await findModel(ctx, name, ['finetuned']) : await latestFinetune(ctx);
@@ -111,7 +121,15 @@ export const blend: SlashCommand = {
       psi: DEFAULT_PSI,
       matrix: interaction.options.getBoolean('matrix') ?? false,
     };
-    await submitAndShow(interaction, ctx, 'blend', payload, chosen.note ? { snapshotNote: chosen.note } : {});
+    const variationOf = interaction.options.getInteger('variation_of');
+    if (variationOf !== null) payload.variation = { of: variationOf, strength: VARIATION_STRENGTH };
+    // The payload's style is a checkpoint reference; members know it by name and epoch. The epoch
+    // is the one blended even when /blend picked it (best-scored), so the reproduce line repeats it.
+    await submitAndShow(interaction, ctx, 'blend', payload, {
+      styleModel: model.name,
+      ...(chosen.epoch !== undefined ? { styleEpoch: String(chosen.epoch) } : {}),
+      ...(chosen.note ? { snapshotNote: chosen.note } : {}),
+    });
   },
   autocomplete: (interaction, ctx) => autocompleteModel(interaction, ctx, ['finetuned']),
 };

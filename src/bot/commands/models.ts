@@ -16,7 +16,9 @@ const FIELD_MAX = 1024;
 function line(model: ModelSummary, isDefault: boolean): string {
   const details = [`${model.resolution}px`];
   if (model.parent) details.push(`from ${model.parent}`);
-  if (model.snapshots?.length) details.push(`epochs ${model.snapshots.join(', ')}`);
+  // Only fine-tunes have snapshots to pick with /blend; a base model's training epoch means nothing here.
+  if (model.kind === 'finetuned' && model.snapshots?.length)
+    details.push(`epoch${model.snapshots.length === 1 ? '' : 's'} ${model.snapshots.join(', ')}`);
   if (model.score) {
     const kid = `${model.score.metric} ${formatKid(model.score.kid)}`;
     details.push(model.bestEpoch !== undefined ? `best epoch ${model.bestEpoch} (${kid})` : kid);

@@ -69,7 +69,6 @@ export function finetuneHandler(models: WorkerModels): JobHandler<JobKinds, 'fin
           if (e.snapshot) {
             const preview = previewPath(payload.runDir, e.epoch);
             lastPreview = preview;
-            void ctx.saveResumePoint({ epoch: e.epoch, checkpointPath: e.snapshot, snapshots: [] });
             const picture = join(payload.runDir, `progress-epoch${String(e.epoch).padStart(5, '0')}.png`);
             const input = {
               title: runName,

@@ -1,8 +1,8 @@
 import { type GeneratorConfig, numWs } from '../config.ts';
 import type { ParamStore } from '../params.ts';
 import { tf } from '../tf.ts';
-import type { ParamSpec } from './layers.ts';
 import { MappingNetwork, type MappingOptions } from './mapping.ts';
+import { generatorSpecs, type ParamSpec } from './specs.ts';
 import { SynthesisNetwork, type SynthesisOptions } from './synthesis.ts';
 
 export interface GenerateOptions extends MappingOptions, SynthesisOptions {}
@@ -22,9 +22,9 @@ export class Generator {
     this.synthesis = new SynthesisNetwork(cfg);
   }
 
+  /** The parameters this network reads (see specs.ts). */
   static specs(cfg: GeneratorConfig): ParamSpec[] {
-    const numW = numWs(cfg.resolution);
-    return [...new MappingNetwork(cfg, numW).specs(), ...new SynthesisNetwork(cfg).specs()];
+    return generatorSpecs(cfg);
   }
 
   /** z [N, z_dim] -> ws [N, num_ws, w_dim]. */

@@ -1,7 +1,8 @@
 // Reading scores back: which snapshot of a run scored best against its own training set, and how a
 // score is written for people. Reads checkpoint metadata only (no TensorFlow.js), so the bot and the
 // model registry can use it.
-import { type CheckpointMeta, type ModelScore, readCheckpointInfo } from '../../model/checkpoint/format.ts';
+import type { CheckpointMeta, ModelScore } from '../../model/checkpoint/format.ts';
+import { readCheckpointInfo } from '../../model/checkpoint/info.ts';
 
 /** The snapshot's score against the images it was trained on (its datasetId), if it was scored. */
 export function trainingScore(meta: Pick<CheckpointMeta, 'scores' | 'datasetId'>): ModelScore | undefined {

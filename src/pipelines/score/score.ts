@@ -3,7 +3,7 @@
 
 import { UserError } from '../../errors.ts';
 import type { RgbImage } from '../../images/tensor-image.ts';
-import { readCheckpointInfo } from '../../model/checkpoint/format.ts';
+import { readCheckpointInfo } from '../../model/checkpoint/info.ts';
 import { disposeCheckpoint, generatorParams } from '../../model/checkpoint/io.ts';
 import { Generator } from '../../model/networks/generator.ts';
 import { DEFAULT_FEATURE_NETWORK, featureNetwork, sharedFeatureExtractor } from './features.ts';
