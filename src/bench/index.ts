@@ -7,6 +7,7 @@ import { register as generateE2e } from './generate-e2e.ts';
 import { register as importBench } from './import.ts';
 import { register as project } from './project.ts';
 import { register as queue } from './queue.ts';
+import { register as score } from './score.ts';
 import { register as train } from './train.ts';
 
 /**
@@ -23,4 +24,5 @@ export const benches: Array<(bench: Command) => void> = [
   project,
   importBench,
   bot,
+  score,
 ];

@@ -9,6 +9,7 @@ import sharp from 'sharp';
 import { pipelineToRgb } from '../images/compose.ts';
 import { encodeUnderLimit, FILE_EXTENSIONS } from '../images/encode.ts';
 import type { JobInfo } from '../jobs/types.ts';
+import { formatScore } from '../pipelines/score/best.ts';
 import {
   buttonRow,
   Colors,
@@ -171,6 +172,8 @@ async function renderResult(job: JobInfo, options: RenderOptions): Promise<Statu
       const snapshots = job.result?.snapshots ?? [];
       const name = job.meta.modelName ?? 'the new model';
       const last = snapshots.at(-1);
+      const best = snapshots.find((s) => s.epoch === job.result?.bestEpoch && s.score);
+      const suggested = best ?? last;
       embed
         .setTitle(`Fine-tune ${name} finished`)
         .setDescription(
@@ -179,13 +182,17 @@ async function renderResult(job: JobInfo, options: RenderOptions): Promise<Statu
             snapshots.length
               ? `Snapshots at epoch${snapshots.length === 1 ? '' : 's'} ${snapshots.map((s) => s.epoch).join(', ')}.`
               : 'No snapshot was saved.',
-            last ? `Try it: \`/blend model:${name} epochs:${last.epoch} layer:32\`` : '',
+            best?.score
+              ? `Best epoch: **${best.epoch}** (${formatScore(best.score)} against the training images, lower is better).`
+              : '',
+            suggested ? `Try it: \`/blend model:${name} epochs:${suggested.epoch} layer:32\`` : '',
           ]
             .filter(Boolean)
             .join('\n'),
         );
-      if (last?.previewPath) {
-        files.push(await uploadFor(last.previewPath, `preview-${job.id}`, options.uploadLimit));
+      const picture = job.result?.progressImagePath ?? last?.previewPath;
+      if (picture) {
+        files.push(await uploadFor(picture, `preview-${job.id}`, options.uploadLimit));
         embed.setImage(`attachment://${files[0].name}`);
       }
       return { embeds: [embed], components: [], files };

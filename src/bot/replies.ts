@@ -86,7 +86,8 @@ export function describeJob(job: JobInfo): string {
     }
     case 'blend': {
       const p = job.payload;
-      return `**${modelLabel(p.base)}** × **${blendStyleLabel(job)}** at ${p.layer}px · seeds ${formatSeeds(p.seeds)} · psi ${p.psi}`;
+      const picked = job.meta.snapshotNote ? `\nstyle: ${job.meta.snapshotNote}` : '';
+      return `**${modelLabel(p.base)}** × **${blendStyleLabel(job)}** at ${p.layer}px · seeds ${formatSeeds(p.seeds)} · psi ${p.psi}${picked}`;
     }
     case 'finetune': {
       const p = job.payload;

@@ -23,6 +23,10 @@ export interface ModelSummary {
   parent?: string;
   /** Epochs with a saved snapshot (fine-tunes), oldest first. */
   snapshots?: number[];
+  /** The best-scored snapshot's epoch (fine-tunes whose snapshots were scored). */
+  bestEpoch?: number;
+  /** KID against the training images: the best snapshot's, or the model's own. */
+  score?: { metric: string; kid: number; kidStd: number };
   /** One line for /models. */
   description?: string;
   createdAt?: number;

@@ -21,7 +21,10 @@ export async function submitAndShow<K extends JobKind>(
   ctx: InteractionContext,
   kind: K,
   payload: PayloadOf<JobKinds, K>,
-  /** More of the job's caller context: model names for display, the result a reroll comes from. */
+  /**
+   * More of the job's caller context: model names for display, the result a reroll comes from,
+   * `snapshotNote` (which snapshot a /blend picked by itself, shown with the job).
+   */
   extraMeta: Record<string, string> = {},
 ): Promise<void> {
   checkCooldown(ctx, interaction.user.id, kind);

@@ -90,6 +90,8 @@ const finetunePayload = object(
     runDir: text(),
     batchSize: optional(integer(1, 256)),
     learningRate: optional(number(1e-8, 1)),
+    /** Images a side for each snapshot's score against the training set (0: off; default 256). */
+    scoreSamples: optional(integer(0, 10_000)),
   },
   (p, where) => {
     if (p.snapshotEvery > p.epochs)
@@ -103,9 +105,15 @@ export interface FinetuneSnapshot {
   epoch: number;
   checkpointPath: string;
   previewPath?: string;
+  /** KID against the training images (src/pipelines/score), when the snapshot was scored. */
+  score?: { metric: string; kid: number; kidStd: number };
 }
 export interface FinetuneResult {
   snapshots: FinetuneSnapshot[];
+  /** The best-scored snapshot's epoch, when any was scored. */
+  bestEpoch?: number;
+  /** Latest preview beside the loss and score curves. */
+  progressImagePath?: string;
 }
 
 /** Enough for a recognisable reconstruction, short enough for a chat job. */

@@ -89,7 +89,8 @@ export async function blendComparison(
 
 /**
  * Rows = style snapshots (e.g. by epoch), columns = the unblended style then each swap layer;
- * each cell holds the images of all seeds side by side.
+ * each cell holds the images of all seeds side by side. `labelCell`, when given, captions every
+ * cell from its generator's parameters (e.g. how far it moved toward the style's images).
  */
 export async function blendMatrix(
   cfg: GeneratorConfig,
@@ -97,18 +98,22 @@ export async function blendMatrix(
   snapshots: Array<{ label: string; params: ParamStore }>,
   layers: number[],
   opts: ShowcaseOptions,
-): Promise<{ rows: RgbImage[][][]; columnLabels: string[]; rowLabels: string[] }> {
+  labelCell?: (params: ParamStore) => Promise<string>,
+): Promise<{ rows: RgbImage[][][]; columnLabels: string[]; rowLabels: string[]; cellLabels?: string[] }> {
   const rows: RgbImage[][][] = [];
+  const cellLabels: string[] = [];
   const render = opts.renderer ?? renderWithTfjs;
   for (const snap of snapshots) {
     const ws = blendWs(cfg, base, snap.params, opts);
     try {
       const row: RgbImage[][] = [await render(cfg, base, ws), await render(cfg, snap.params, ws)];
+      if (labelCell) cellLabels.push(await labelCell(base), await labelCell(snap.params));
       const { low, high } = orderForDirection(base, snap.params, opts.direction ?? 'texture');
       for (const layer of layers) {
         const blended = blend(low, high, { layer, width: opts.width });
         try {
           row.push(await render(cfg, blended.params, ws));
+          if (labelCell) cellLabels.push(await labelCell(blended.params));
         } finally {
           for (const t of blended.owned) t.dispose();
         }
@@ -122,5 +127,6 @@ export async function blendMatrix(
     rows,
     columnLabels: ['base', 'style', ...layers.map((l) => `swap ≥${l}`)],
     rowLabels: snapshots.map((s) => s.label),
+    ...(labelCell ? { cellLabels } : {}),
   };
 }

@@ -14,6 +14,7 @@ import {
   watchOutboundConnections,
 } from '../support/fake-discord/index.ts';
 import { ADMIN_ROLE_ID, BotHarness, buttons, isEphemeral, solidPng } from './support/harness.ts';
+import type { MemoryCatalog } from './support/memory-services.ts';
 
 const watch = watchOutboundConnections();
 let h: BotHarness;
@@ -301,6 +302,44 @@ describe('the other commands', () => {
     expect(whisper.embeds[0].description).toBe('Snapshots: 10, 20');
   });
 
+  it('/blend without epochs takes the best-scored snapshot, else the newest, and says which', async () => {
+    const toons = (h.services.models as MemoryCatalog).models.find((m) => m.name === 'toons')!;
+    const blendWithoutEpochs = async () => {
+      const { record } = await h.interact(
+        h.fake.slashCommand({ name: 'blend', options: [option.integer('layer', 32)] }),
+      );
+      const description = await h.fake.waitFor('the job message', () =>
+        h.fake.originalMessage(record.raw.id)?.embeds[0]?.description?.includes('style: ')
+          ? h.fake.originalMessage(record.raw.id)!.embeds[0].description
+          : undefined,
+      );
+      return { style: (newestJob().payload as { style: string }).style, meta: newestJob().meta, description };
+    };
+    const unscored = await blendWithoutEpochs();
+    expect(unscored.style).toBe(join(h.dataDir, 'runs', 'toons', 'epoch-20.safetensors'));
+    expect(unscored.description).toContain('style: epoch 20 of toons: its newest snapshot (none is scored)');
+    expect(unscored.meta).toMatchObject({ styleModel: 'toons', styleEpoch: '20' });
+
+    Object.assign(toons, { bestEpoch: 10, score: { metric: 'KID-nsfwMNv2', kid: 0.0123, kidStd: 0.0021 } });
+    try {
+      const best = await blendWithoutEpochs();
+      expect(best.style).toBe(join(h.dataDir, 'runs', 'toons', 'epoch-10.safetensors'));
+      expect(best.description).toContain(
+        'style: epoch 10 of toons: its best-scored snapshot (KID-nsfwMNv2 0.0123 ± 0.0021, lower is better)',
+      );
+      // The reproduce line and the job's label read the epoch from the meta: the one picked.
+      expect(best.meta).toMatchObject({ styleModel: 'toons', styleEpoch: '10' });
+      expect(best.description).toContain('× **toons epoch 10**');
+      const listed = await h.interact(h.fake.slashCommand({ name: 'models' }));
+      expect(h.fake.originalMessage(listed.record.raw.id)!.embeds[0].fields![1].value).toContain(
+        '**toons** · 256px · from ffhq256 · epochs 10, 20 · best epoch 10 (KID-nsfwMNv2 0.0123)',
+      );
+    } finally {
+      delete toons.bestEpoch;
+      delete toons.score;
+    }
+  });
+
   it('/queue shows your waiting jobs with their place and ETA, and /cancel cancels one', async () => {
     const erin = makeUser({ username: 'erin' });
     await h.interact(h.fake.slashCommand({ name: 'generate', user: erin }));
@@ -551,18 +590,32 @@ describe('/finetune', () => {
       .filter((r) => r.params.messageId === messageId);
     expect(edits.every((r) => r.auth === 'bot')).toBe(true);
 
+    // The worker scored both snapshots against the training images; epoch 5 came out best.
     h.services.jobs.complete(job.id, {
       snapshots: [
-        { epoch: 5, checkpointPath: join(h.dataDir, 'e5.safetensors') },
-        { epoch: 10, checkpointPath: join(h.dataDir, 'e10.safetensors'), previewPath: preview },
+        {
+          epoch: 5,
+          checkpointPath: join(h.dataDir, 'e5.safetensors'),
+          score: { metric: 'KID-nsfwMNv2', kid: 0.0123, kidStd: 0.0021 },
+        },
+        {
+          epoch: 10,
+          checkpointPath: join(h.dataDir, 'e10.safetensors'),
+          previewPath: preview,
+          score: { metric: 'KID-nsfwMNv2', kid: 0.0456, kidStd: 0.003 },
+        },
       ],
+      bestEpoch: 5,
     });
     const summary = await h.fake.waitFor('the summary', () => {
       const message = h.fake.messages.get(messageId);
       return message?.embeds[0]?.title?.includes('finished') ? message : undefined;
     });
     expect(summary.embeds[0].description).toContain('epochs 5, 10');
-    expect(summary.embeds[0].description).toContain('/blend model:anime epochs:10');
+    expect(summary.embeds[0].description).toContain(
+      'Best epoch: **5** (KID-nsfwMNv2 0.0123 ± 0.0021 against the training images, lower is better)',
+    );
+    expect(summary.embeds[0].description).toContain('/blend model:anime epochs:5');
     expect(buttons(summary)).toEqual([]);
   });
 });

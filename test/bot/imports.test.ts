@@ -9,8 +9,9 @@
 // - src/model modules the bot may load are those that read numbers and metadata, never tensors:
 //   seeds.ts (seed parsing and numpy's RandomState), and checkpoint/format.ts with what it imports
 //   (safetensors headers, the architecture config), which the model catalogue reads;
-// - anything else in src/model, all of src/pipelines but the model registry (which only reads
-//   checkpoint headers), the worker's job handlers and the face detector are forbidden.
+// - anything else in src/model, all of src/pipelines but the model registry and the score reader
+//   (both only read checkpoint headers), the worker's job handlers and the face detector are
+//   forbidden.
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -39,7 +40,11 @@ const ALLOWED_MODEL_MODULES = new Set([
   // The networks' parameter tables (names and shapes, no tensors): the header readers check against them.
   'src/model/networks/specs.ts',
 ]);
-const ALLOWED_PIPELINE_MODULES = new Set(['src/pipelines/registry.ts']);
+const ALLOWED_PIPELINE_MODULES = new Set([
+  'src/pipelines/registry.ts',
+  // Scores read back from checkpoint metadata (best snapshot, formatting), no feature network.
+  'src/pipelines/score/best.ts',
+]);
 
 function forbiddenModule(path: string): string | undefined {
   if (path.startsWith('src/model/') && !ALLOWED_MODEL_MODULES.has(path)) return 'model internals';

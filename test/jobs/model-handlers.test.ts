@@ -175,5 +175,10 @@ describe('model handlers in the worker process', () => {
     const snap = await readCheckpointInfo(done.result.snapshots[0].checkpointPath);
     expect(snap.meta.epoch).toBe(1);
     expect((await stat(done.result.snapshots[0].previewPath!)).size).toBeGreaterThan(0);
+    // 8 images are too few to score (test/score covers scored runs): no score, no best epoch, and
+    // the progress picture shows the preview beside the loss curve.
+    expect(done.result.snapshots[0].score).toBeUndefined();
+    expect(done.result.bestEpoch).toBeUndefined();
+    expect((await size(done.result.progressImagePath!)).width).toBeGreaterThan(640);
   });
 });

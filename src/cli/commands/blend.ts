@@ -11,6 +11,7 @@ import {
   saveCheckpoint,
 } from '../../model/checkpoint/io.ts';
 import { type BlendDirection, blendCheckpoints } from '../../pipelines/blend.ts';
+import { pickSnapshot } from '../../pipelines/score/pick.ts';
 import { baseModelFile, styleModelFile } from '../models.ts';
 import { checkpointOutput, parseNumber } from '../options.ts';
 
@@ -42,8 +43,8 @@ export function register(program: Command): void {
     .description('layer-swap a style model into a base model and save the result as a checkpoint')
     .option('--base <file>', 'base (real-face) checkpoint or model name (default: the default model)')
     .option(
-      '--style <file>',
-      'style checkpoint fine-tuned from the base (default: the one fine-tuned from it)',
+      '--style <file|run>',
+      'style checkpoint fine-tuned from the base, or a fine-tune run folder (its best-scored snapshot) (default: the one fine-tuned from the base)',
     )
     .requiredOption('--layer <res>', 'swap resolution: blocks at resolution >= this come from the high model')
     .option('--width <octaves>', 'soft switch width (0 = hard cut)')
@@ -66,7 +67,10 @@ export function register(program: Command): void {
       const layer = parseNumber('--layer', opts.layer, { integer: true, min: 4 });
       const width = opts.width === undefined ? undefined : parseNumber('--width', opts.width);
       const baseFile = await baseModelFile(opts.base, '--base');
-      const styleFile = await styleModelFile(opts.style, baseFile, '--style');
+      // A run folder gives its best-scored snapshot; a file or model name is taken as it is.
+      const picked = opts.style === undefined ? undefined : await pickSnapshot(opts.style);
+      if (picked?.note) process.stderr.write(`--style: ${picked.note}\n`);
+      const styleFile = picked?.note ? picked.path : await styleModelFile(opts.style, baseFile, '--style');
       await initBackend(program.opts().backend);
       const base = await loadImageGenerator(baseFile);
       const style = await loadImageGenerator(styleFile);

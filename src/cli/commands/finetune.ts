@@ -1,7 +1,8 @@
 // `facestyle finetune --base F --data DIR --epochs 480 --snapshot-every 24 --out runs/NAME`, and
 // training from scratch when no --base is given (--resolution and sizes then say what to build).
 // Progress goes to a bar on stderr, to runs/NAME/progress.jsonl (one JSON object per minibatch,
-// for the bot) and to runs/NAME/losses.png, redrawn at every snapshot. Ctrl-C stops after the
+// for the bot) and to runs/NAME/losses.png and scores.png (KID by epoch, docs/score.md), redrawn at
+// every snapshot; the end names the best-scored epoch. Ctrl-C stops after the
 // current minibatch and keeps the snapshots; running the same command again resumes.
 import { appendFile, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
@@ -27,6 +28,8 @@ import {
   type TrainHyperparameters,
   type TrainProgress,
 } from '../../model/train/trainer.ts';
+import { bestScored, formatScore, readSnapshotScores } from '../../pipelines/score/best.ts';
+import { DEFAULT_SNAPSHOT_SCORING, TrainingSetScorer } from '../../pipelines/score/training.ts';
 import {
   type ArchitectureFlags,
   addArchitectureOptions,
@@ -57,6 +60,8 @@ interface FinetuneCliOptions extends ArchitectureFlags {
   adaKimg: string;
   seed: string;
   previewSeeds: string;
+  scoreSamples: string;
+  scoreBudget: string;
   restart?: boolean;
   resolution?: string;
   mbstd: string;
@@ -201,6 +206,27 @@ export async function readCurve(progressLog: string): Promise<CurvePoint[]> {
   return [...byStep.entries()].sort((a, b) => a[0] - b[0]).map(([, point]) => point);
 }
 
+/** KID by epoch from progress.jsonl: one point per scored snapshot, x = epoch. */
+export async function readScoreCurve(
+  progressLog: string,
+): Promise<{ metric?: string; points: CurvePoint[] }> {
+  const byEpoch = new Map<number, CurvePoint>();
+  let metric: string | undefined;
+  const text = await readFile(progressLog, 'utf8').catch(() => '');
+  for (const line of text.split('\n')) {
+    if (!line.includes('"score"')) continue;
+    try {
+      const e = JSON.parse(line) as TrainProgress;
+      if (!e.score) continue;
+      metric = e.score.metric;
+      byEpoch.set(e.epoch, { kimg: e.epoch, values: { [e.score.metric]: e.score.kid } });
+    } catch {
+      // a line cut short by a crash
+    }
+  }
+  return { metric, points: [...byEpoch.entries()].sort((a, b) => a[0] - b[0]).map(([, point]) => point) };
+}
+
 /**
  * Images the run will train on: the trainer takes whole minibatches until it has seen `epochs`
  * epochs, so the last one can run past the epoch boundary.
@@ -250,6 +276,16 @@ export function register(program: Command): void {
     .option('--ada-kimg <value>', 'ADA speed: thousands of images for p to move from 0 to 1', '500')
     .option('--seed <n>', 'random seed of the run', '0')
     .option('--preview-seeds <list>', 'seeds of the preview grid written with each snapshot', '0-15')
+    .option(
+      '--score-samples <n>',
+      'score each snapshot against the training images with up to n images a side (KID, see docs/score.md); 0: off',
+      String(DEFAULT_SNAPSHOT_SCORING.samples),
+    )
+    .option(
+      '--score-budget <fraction>',
+      'scoring one snapshot may take at most this fraction of an epoch (fewer images when needed)',
+      String(DEFAULT_SNAPSHOT_SCORING.budget),
+    )
     .option('--restart', 'ignore snapshots already in --out and start over')
     .option('--resolution <px>', 'from scratch: image size')
     .option('--mbstd <n>', 'from scratch: minibatch-std group size', '4');
@@ -267,6 +303,8 @@ export function register(program: Command): void {
       const hyper = hyperparameters(opts);
       const seed = parseNumber('--seed', opts.seed, { integer: true });
       const previewSeeds = parseSeeds(opts.previewSeeds, 64);
+      const scoreSamples = parseNumber('--score-samples', opts.scoreSamples, { integer: true });
+      const scoreBudget = parseNumber('--score-budget', opts.scoreBudget, { min: 1e-6 });
       // The data is checked before any model is loaded: a wrong --data costs no wait.
       const resolution = opts.base
         ? (await readCheckpointInfo(opts.base)).config.G.resolution
@@ -344,10 +382,22 @@ export function register(program: Command): void {
             ['G', 'D', 'r1', 'pl', 'augment p'],
             opts.name ?? basename(outDir),
           );
+          const scores = await readScoreCurve(progressLog);
+          if (scores.metric) {
+            await writeLossCurve(
+              join(outDir, 'scores.png'),
+              scores.points,
+              [scores.metric],
+              `${opts.name ?? basename(outDir)}: ${scores.metric} against the training images (lower is better)`,
+              'epoch',
+            );
+          }
         }
       };
       // Progress handlers run between minibatches; their file writes are awaited in order.
       let pending: Promise<void> = Promise.resolve();
+      const scorer = new TrainingSetScorer(data, { samples: scoreSamples, budget: scoreBudget, seed });
+      let unscoredReason: string | undefined;
       try {
         const result = await finetune({
           outDir,
@@ -367,6 +417,15 @@ export function register(program: Command): void {
           onProgress: (e) => {
             pending = pending.then(() => onProgress(e));
           },
+          ...(scoreSamples > 0
+            ? {
+                scoreSnapshot: async (G, secondsPerEpoch) => {
+                  const outcome = await scorer.score(G, secondsPerEpoch);
+                  unscoredReason = outcome.skipped;
+                  return outcome.score;
+                },
+              }
+            : {}),
         });
         await pending;
         bar.stop();
@@ -375,6 +434,14 @@ export function register(program: Command): void {
           `${result.cancelled ? 'stopped' : 'finished'} at epoch ${result.state.epoch}/${epochs} ` +
             `(${round(result.state.imagesSeen / 1000)} kimg)${result.resumedFrom ? `, resumed from ${result.resumedFrom}` : ''}; ` +
             `${last ? `latest snapshot ${last.path}` : 'no snapshot yet'}\n`,
+        );
+        const scored = await readSnapshotScores(result.snapshots);
+        const best = bestScored(scored);
+        process.stdout.write(
+          best?.score
+            ? `best epoch ${best.epoch} by ${formatScore(best.score)} against the training images ` +
+                `(${scored.filter((s) => s.score).length} of ${scored.length} snapshots scored; scores by epoch in ${join(outDir, 'scores.png')})\n`
+            : `no snapshot was scored${scoreSamples > 0 && unscoredReason ? `: ${unscoredReason}` : scoreSamples > 0 ? '' : ' (--score-samples 0)'}\n`,
         );
         // 130, as a shell reports Ctrl-C: a script that chains runs must not go on from an unfinished one.
         if (result.cancelled) process.exitCode = 130;

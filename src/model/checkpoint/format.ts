@@ -39,9 +39,24 @@ export interface CheckpointMeta {
   /** ADA augmentation probability when the checkpoint was written. */
   augmentP?: number;
   losses?: Record<string, number>;
+  /** Quality scores of the generator (KID against image sets); see src/pipelines/score. */
+  scores?: ModelScore[];
   /** ISO 8601 time. */
   createdAt: string;
   extra?: Record<string, unknown>;
+}
+
+/** KID of the generator's images against an image set, lower is better (docs/score.md). */
+export interface ModelScore {
+  /** The score's name, after its feature network (e.g. "KID-nsfwMNv2"): comparable only within one name. */
+  metric: string;
+  /** What the images were compared with: a training set's content id (datasetId), or a path. */
+  against: string;
+  kid: number;
+  kidStd: number;
+  numReal: number;
+  numFake: number;
+  psi: number;
 }
 
 export interface Networks {

@@ -12,6 +12,7 @@ import {
   CHECKPOINT_VERSION,
   type CheckpointMeta,
   type ConfigHints,
+  type ModelScore,
   problem,
 } from './format.ts';
 
@@ -46,6 +47,12 @@ const optional =
   (v: unknown): boolean =>
     v === undefined || check(v);
 const isString = (v: unknown) => typeof v === 'string';
+
+const isModelScore = (v: unknown): v is ModelScore =>
+  isPlainObject(v) &&
+  isString(v.metric) &&
+  isString(v.against) &&
+  ['kid', 'kidStd', 'numReal', 'numFake', 'psi'].every((k) => isFiniteNumber(v[k]));
 
 const isConvClamp = (v: unknown) => v === null || (isFiniteNumber(v) && v > 0);
 
@@ -133,6 +140,7 @@ export function parseCheckpointMeta(raw: unknown, source?: string): CheckpointMe
       kimg: optional(isFiniteNumber),
       augmentP: optional(isFiniteNumber),
       losses: optional((v) => isPlainObject(v) && Object.values(v).every(isFiniteNumber)),
+      scores: optional((v) => Array.isArray(v) && v.every(isModelScore)),
       extra: optional(isPlainObject),
     },
     source,
@@ -145,6 +153,7 @@ export function parseCheckpointMeta(raw: unknown, source?: string): CheckpointMe
   if (m.kimg !== undefined) meta.kimg = m.kimg;
   if (m.augmentP !== undefined) meta.augmentP = m.augmentP;
   if (m.losses !== undefined) meta.losses = { ...m.losses };
+  if (m.scores !== undefined) meta.scores = m.scores.map((score) => ({ ...score }));
   if (m.extra !== undefined) meta.extra = structuredClone(m.extra);
   return meta;
 }

@@ -5,8 +5,10 @@
 import { mkdir } from 'node:fs/promises';
 import { UserError } from '../../errors.ts';
 import { logger } from '../../log.ts';
+import type { ModelScore } from '../checkpoint/format.ts';
 import { type Checkpoint, disposeCheckpoint, loadCheckpoint, saveCheckpoint } from '../checkpoint/io.ts';
 import type { DiscriminatorConfig, GeneratorConfig, ModelConfig } from '../config.ts';
+import { Generator } from '../networks/generator.ts';
 import { useTrainingOps } from '../ops/grad/install.ts';
 import { AdaptiveAugment } from './augment.ts';
 import { streamItems, type TrainingSet } from './data.ts';
@@ -47,7 +49,15 @@ export interface TrainProgress {
   etaSeconds: number;
   /** Set on the event that follows a snapshot. */
   snapshot?: string;
+  /** The snapshot's score, when it was scored (see FinetuneOptions.scoreSnapshot). */
+  score?: ModelScore;
 }
+
+/**
+ * Scores G_ema at a snapshot, before the snapshot is written, so the score is stored in its
+ * metadata. `secondsPerEpoch` is the training time of one epoch, for callers that bound their cost.
+ */
+export type SnapshotScorer = (G: Generator, secondsPerEpoch: number) => Promise<ModelScore | null>;
 
 export interface FinetuneOptions {
   /** Run folder: snapshots, previews; a run resumes from the newest snapshot here. */
@@ -72,6 +82,8 @@ export interface FinetuneOptions {
   /** false: start over even when the folder has snapshots. */
   resume?: boolean;
   onProgress?: (event: TrainProgress) => void;
+  /** Quality score of each snapshot (src/pipelines/score); none when absent. */
+  scoreSnapshot?: SnapshotScorer;
   /** Stops within one minibatch; the snapshots written so far stay. */
   signal?: AbortSignal;
 }
@@ -154,6 +166,9 @@ class TrainingRun {
   private readonly resumedFrom: string | null;
   private lossSums = new Map<string, { sum: number; count: number }>();
   private lastLosses: Record<string, number> = {};
+  /** Training time and images since the last snapshot: what an epoch costs, for the scorer's budget. */
+  private trainingSeconds = 0;
+  private imagesAtLastSnapshot = 0;
 
   constructor(
     private readonly opts: FinetuneOptions,
@@ -191,7 +206,14 @@ class TrainingRun {
     this.lossSums.set(name, s);
   }
 
-  private async snapshot(epoch: number): Promise<string> {
+  private async snapshot(epoch: number): Promise<{ path: string; score?: ModelScore }> {
+    const images = this.state.imagesSeen - this.imagesAtLastSnapshot;
+    const secondsPerEpoch = (this.trainingSeconds * this.itemsPerEpoch) / Math.max(1, images);
+    this.trainingSeconds = 0;
+    this.imagesAtLastSnapshot = this.state.imagesSeen;
+    const score =
+      (await this.opts.scoreSnapshot?.(new Generator(this.gCfg, this.trainer.emaParams), secondsPerEpoch)) ??
+      undefined;
     const losses: Record<string, number> = {};
     for (const [name, { sum, count }] of this.lossSums) losses[name] = sum / count;
     this.lossSums = new Map();
@@ -210,6 +232,7 @@ class TrainingRun {
         kimg: this.state.imagesSeen / 1000,
         augmentP: this.augmentP(),
         losses,
+        ...(score ? { scores: [score] } : {}),
         createdAt: new Date().toISOString(),
         extra: { training: { ...this.state }, hyperparameters: { ...this.hyper } },
       },
@@ -233,8 +256,9 @@ class TrainingRun {
       kimg: this.state.imagesSeen / 1000,
       augmentP: this.augmentP(),
       losses,
+      ...(score ? { score: `${score.metric} ${score.kid}` } : {}),
     });
-    return path;
+    return { path, score };
   }
 
   async train(): Promise<FinetuneResult> {
@@ -243,6 +267,7 @@ class TrainingRun {
     const ladder = this.opts.snapshotEpochs ?? [];
     const started = performance.now();
     const startImages = this.state.imagesSeen;
+    this.imagesAtLastSnapshot = startImages;
     let cancelled = false;
     useTrainingOps(true);
     try {
@@ -252,7 +277,9 @@ class TrainingRun {
           break;
         }
         const items = streamItems(this.itemsPerEpoch, this.state.seed, this.state.imagesSeen, batchSize);
+        const stepStarted = performance.now();
         for (const [name, value] of Object.entries(await this.trainer.step(items))) this.record(name, value);
+        this.trainingSeconds += (performance.now() - stepStarted) / 1000;
         // On wasm/cpu a step resolves through microtasks only: yield to the event loop so progress
         // writes, IPC to the bot and cancellation signals get through while training runs.
         await new Promise<void>((resolve) => setImmediate(resolve));
@@ -261,7 +288,7 @@ class TrainingRun {
         const before = this.state.epoch;
         this.state.epoch = Math.min(epochs, Math.floor(this.state.imagesSeen / this.itemsPerEpoch));
         const finished = this.state.imagesSeen >= this.totalImages;
-        let snapshot: string | undefined;
+        let snapshot: { path: string; score?: ModelScore } | undefined;
         const epoch = this.state.epoch;
         if (
           finished ||
@@ -283,7 +310,8 @@ class TrainingRun {
           rt: this.ada?.lastRt ?? null,
           imagesPerSecond: rate,
           etaSeconds: Math.max(0, this.totalImages - this.state.imagesSeen) / rate,
-          snapshot,
+          ...(snapshot ? { snapshot: snapshot.path } : {}),
+          ...(snapshot?.score ? { score: snapshot.score } : {}),
         });
       }
     } finally {
