@@ -1,5 +1,5 @@
 import { channelsAt, type DiscriminatorConfig, synthesisResolutions } from '../config.ts';
-
+import { withConvOps } from '../ops/conv.ts';
 import type { ParamStore } from '../params.ts';
 import { tf } from '../tf.ts';
 import {
@@ -7,6 +7,7 @@ import {
   Conv2dLayer,
   FullyConnectedLayer,
   Module,
+  type NetworkOptions,
   type ParamSpec,
   resampleFilterSpec,
 } from './layers.ts';
@@ -149,6 +150,7 @@ export class Discriminator {
   constructor(
     readonly cfg: DiscriminatorConfig,
     readonly params: ParamStore,
+    readonly opts: NetworkOptions = {},
   ) {
     const resolutions = synthesisResolutions(cfg.resolution)
       .filter((r) => r > 4)
@@ -173,6 +175,10 @@ export class Discriminator {
 
   /** Features entering block at `resolution` are the output of the previous block; exposed for perceptual losses. */
   forward(img: tf.Tensor4D, opts: { features?: tf.Tensor4D[] } = {}): tf.Tensor2D {
+    return withConvOps(this.opts.convOps, () => this.forwardBlocks(img, opts));
+  }
+
+  private forwardBlocks(img: tf.Tensor4D, opts: { features?: tf.Tensor4D[] }): tf.Tensor2D {
     const r = this.cfg.resolution;
     assertShape(img, [null, r, r, this.cfg.imgChannels], 'discriminator input');
     let x: tf.Tensor4D | null = null;

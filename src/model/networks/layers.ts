@@ -3,7 +3,7 @@
 // initialisation, and computes its forward pass from a ParamStore.
 
 import { ACTIVATION_GAIN, type Activation, biasAct } from '../ops/bias_act.ts';
-import { conv2dResample } from '../ops/conv.ts';
+import { type ConvOps, conv2dResample } from '../ops/conv.ts';
 import { getParam, type ParamStore } from '../params.ts';
 import { tf } from '../tf.ts';
 
@@ -21,6 +21,14 @@ export type Init =
  */
 export function resampleFilterSpec(prefix: string): ParamSpec {
   return { name: `${prefix}resample_filter`, shape: [4, 4], init: { filter: [1, 3, 3, 1] }, buffer: true };
+}
+
+export interface NetworkOptions {
+  /**
+   * The convolutions this network's calls run (training passes trainingConvOps(): gradients on
+   * every backend, to any order); default: tfjs's native ones. Chosen per instance, never per process.
+   */
+  convOps?: ConvOps;
 }
 
 export interface ParamSpec {

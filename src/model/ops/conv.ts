@@ -28,11 +28,20 @@ export const nativeConvOps: ConvOps = {
 let convOps: ConvOps = nativeConvOps;
 
 /**
- * Replaces the convolutions every layer uses. Training installs ones whose gradients exist on
- * every backend and differentiate twice (R1, path length); inference keeps the native kernels.
+ * Runs `fn` with every convolution of the layers it calls going through `ops`, then restores the
+ * previous choice. The choice belongs to one call (a network instance passes its own), never to the
+ * process: a worker may train one model while it generates with another. `fn` must be synchronous
+ * (tfjs ops are); the gradients of the convolutions it records are fixed when they are recorded.
  */
-export function setConvOps(ops: ConvOps | null): void {
-  convOps = ops ?? nativeConvOps;
+export function withConvOps<T>(ops: ConvOps | undefined, fn: () => T): T {
+  if (!ops || ops === convOps) return fn();
+  const previous = convOps;
+  convOps = ops;
+  try {
+    return fn();
+  } finally {
+    convOps = previous;
+  }
 }
 
 export function conv2d(

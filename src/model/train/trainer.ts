@@ -13,7 +13,7 @@ import { type Checkpoint, disposeCheckpoint, loadCheckpoint, saveCheckpoint } fr
 import type { DiscriminatorConfig, GeneratorConfig, ModelConfig } from '../config.ts';
 import { Discriminator } from '../networks/discriminator.ts';
 import { Generator, mixStyles } from '../networks/generator.ts';
-import { useTrainingOps } from '../ops/grad/install.ts';
+import { trainingConvOps } from '../ops/grad/install.ts';
 import type { ParamStore } from '../params.ts';
 import { NumpyRandomState } from '../seeds.ts';
 import { tf } from '../tf.ts';
@@ -337,8 +337,11 @@ class TrainingRun {
     this.gParams = asVariables(source.G, gBuffers);
     this.dParams = asVariables(source.D, dBuffers);
     this.emaParams = asVariables(source.G_ema ?? source.G, new Set(source.G.keys()));
-    this.G = new Generator(gCfg, this.gParams);
-    this.D = new Discriminator(dCfg, this.dParams);
+    // This run's networks differentiate on every backend, to any order; other networks of the
+    // process (a generate job beside this fine-tune) keep the native convolutions.
+    const convOps = trainingConvOps();
+    this.G = new Generator(gCfg, this.gParams, { convOps });
+    this.D = new Discriminator(dCfg, this.dParams, { convOps });
     this.gTrainable = new Map([...this.gParams].filter(([name]) => !gBuffers.has(name)));
     const frozen = new Set(this.D.blocks.slice(0, hyper.freezeD).map((b) => b.prefix));
     this.dTrainable = new Map(
@@ -590,45 +593,40 @@ class TrainingRun {
     const started = performance.now();
     const startImages = this.state.imagesSeen;
     let cancelled = false;
-    useTrainingOps(true);
-    try {
-      while (this.state.imagesSeen < this.totalImages) {
-        if (signal?.aborted) {
-          cancelled = true;
-          break;
-        }
-        const items = streamItems(this.itemsPerEpoch, this.state.seed, this.state.imagesSeen, batchSize);
-        await this.step(items);
-        // On wasm/cpu a step resolves through microtasks only: yield to the event loop so progress
-        // writes, IPC to the bot and cancellation signals get through while training runs.
-        await new Promise<void>((resolve) => setImmediate(resolve));
-        this.state.step++;
-        this.state.imagesSeen += batchSize;
-        const before = this.state.epoch;
-        this.state.epoch = Math.min(epochs, Math.floor(this.state.imagesSeen / this.itemsPerEpoch));
-        const finished = this.state.imagesSeen >= this.totalImages;
-        let snapshot: string | undefined;
-        if (finished || Math.floor(this.state.epoch / snapshotEvery) > Math.floor(before / snapshotEvery)) {
-          snapshot = await this.snapshot(this.state.epoch);
-        }
-        const elapsed = (performance.now() - started) / 1000;
-        const rate = (this.state.imagesSeen - startImages) / Math.max(elapsed, 1e-9);
-        onProgress?.({
-          epoch: this.state.epoch,
-          epochs,
-          epochFraction: this.state.imagesSeen / this.itemsPerEpoch,
-          step: this.state.step,
-          kimg: this.state.imagesSeen / 1000,
-          losses: { ...this.lastLosses },
-          augmentP: this.augmentP(),
-          rt: this.ada?.lastRt ?? null,
-          imagesPerSecond: rate,
-          etaSeconds: Math.max(0, this.totalImages - this.state.imagesSeen) / rate,
-          snapshot,
-        });
+    while (this.state.imagesSeen < this.totalImages) {
+      if (signal?.aborted) {
+        cancelled = true;
+        break;
       }
-    } finally {
-      useTrainingOps(false);
+      const items = streamItems(this.itemsPerEpoch, this.state.seed, this.state.imagesSeen, batchSize);
+      await this.step(items);
+      // On wasm/cpu a step resolves through microtasks only: yield to the event loop so progress
+      // writes, IPC to the bot and cancellation signals get through while training runs.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      this.state.step++;
+      this.state.imagesSeen += batchSize;
+      const before = this.state.epoch;
+      this.state.epoch = Math.min(epochs, Math.floor(this.state.imagesSeen / this.itemsPerEpoch));
+      const finished = this.state.imagesSeen >= this.totalImages;
+      let snapshot: string | undefined;
+      if (finished || Math.floor(this.state.epoch / snapshotEvery) > Math.floor(before / snapshotEvery)) {
+        snapshot = await this.snapshot(this.state.epoch);
+      }
+      const elapsed = (performance.now() - started) / 1000;
+      const rate = (this.state.imagesSeen - startImages) / Math.max(elapsed, 1e-9);
+      onProgress?.({
+        epoch: this.state.epoch,
+        epochs,
+        epochFraction: this.state.imagesSeen / this.itemsPerEpoch,
+        step: this.state.step,
+        kimg: this.state.imagesSeen / 1000,
+        losses: { ...this.lastLosses },
+        augmentP: this.augmentP(),
+        rt: this.ada?.lastRt ?? null,
+        imagesPerSecond: rate,
+        etaSeconds: Math.max(0, this.totalImages - this.state.imagesSeen) / rate,
+        snapshot,
+      });
     }
     return {
       snapshots: await listSnapshots(this.opts.outDir),
