@@ -4,6 +4,7 @@ import { register as bot } from './bot.ts';
 import { register as dataset } from './dataset.ts';
 import { register as generate } from './generate.ts';
 import { register as importBench } from './import.ts';
+import { register as profile } from './profile.ts';
 import { register as project } from './project.ts';
 import { register as queue } from './queue.ts';
 import { register as train } from './train.ts';
@@ -21,4 +22,5 @@ export const benches: Array<(bench: Command) => void> = [
   project,
   importBench,
   bot,
+  profile,
 ];
