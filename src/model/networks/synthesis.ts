@@ -1,5 +1,5 @@
 import { channelsAt, type GeneratorConfig, numWs, synthesisResolutions } from '../config.ts';
-import { ACTIVATION_GAIN, biasAct } from '../ops/bias_act.ts';
+import { ACTIVATION_GAIN, type BiasActOptions, biasAct } from '../ops/bias_act.ts';
 import { conv2d, conv2dResample } from '../ops/conv.ts';
 import { upsample2d } from '../ops/upfirdn2d.ts';
 import type { ParamStore } from '../params.ts';
@@ -22,7 +22,15 @@ export function modulatedConv2d(
   x: tf.Tensor4D,
   weight: tf.Tensor4D,
   styles: tf.Tensor2D,
-  opts: { demodulate: boolean; up?: 1 | 2; padding: number; flipWeight: boolean; noise?: tf.Tensor | null },
+  opts: {
+    demodulate: boolean;
+    up?: 1 | 2;
+    padding: number;
+    flipWeight: boolean;
+    noise?: tf.Tensor | null;
+    /** The layer's bias_act after the noise, fused with demodulation and noise where the backend can. */
+    epilogue?: { bias: tf.Tensor | null } & BiasActOptions;
+  },
 ): tf.Tensor4D {
   const [n, , , inChannels] = x.shape;
   const [, , wi, outChannels] = weight.shape;
@@ -32,14 +40,19 @@ export function modulatedConv2d(
   );
   let y = tf.mul(x, tf.reshape(styles, [n, 1, 1, inChannels])) as tf.Tensor4D;
   y = conv2dResample(y, weight, { up: opts.up ?? 1, padding: opts.padding, flipWeight: opts.flipWeight });
+  let dcoefs: tf.Tensor | null = null;
   if (opts.demodulate) {
     // sum over (i, kh, kw) of (w * s_i)^2 = s^2 @ sum_{kh,kw} w^2, an [N,I] x [I,O] product.
     const wSquareSum = tf.sum(tf.square(weight), [0, 1]) as tf.Tensor2D;
-    const dcoefs = tf.rsqrt(tf.add(tf.matMul(tf.square(styles), wSquareSum), 1e-8));
-    y = tf.mul(y, tf.reshape(dcoefs, [n, 1, 1, outChannels]));
+    dcoefs = tf.reshape(tf.rsqrt(tf.add(tf.matMul(tf.square(styles), wSquareSum), 1e-8)), [
+      n,
+      1,
+      1,
+      outChannels,
+    ]);
   }
-  if (opts.noise) y = tf.add(y, opts.noise);
-  return y;
+  const { bias = null, ...act } = opts.epilogue ?? { bias: null, act: 'linear' as const, gain: 1 };
+  return biasAct(y, bias, { ...act, scale: dcoefs, noise: opts.noise ?? null });
 }
 
 /** Modulated 3x3 conv + noise + bias + leaky ReLU + clamp; `up` = 2 doubles the resolution. */
@@ -88,17 +101,18 @@ export class SynthesisLayer extends Module {
         this.p(params, 'noise_strength'),
       );
     }
-    const y = modulatedConv2d(x, this.p(params, 'weight') as tf.Tensor4D, styles, {
+    return modulatedConv2d(x, this.p(params, 'weight') as tf.Tensor4D, styles, {
       demodulate: true,
       up: this.up,
       padding: 1,
       flipWeight: this.up === 1,
       noise,
-    });
-    return biasAct(y, this.p(params, 'bias'), {
-      act: 'lrelu',
-      gain: ACTIVATION_GAIN.lrelu * gain,
-      clamp: this.convClamp == null ? null : this.convClamp * gain,
+      epilogue: {
+        bias: this.p(params, 'bias'),
+        act: 'lrelu',
+        gain: ACTIVATION_GAIN.lrelu * gain,
+        clamp: this.convClamp == null ? null : this.convClamp * gain,
+      },
     });
   }
 }
