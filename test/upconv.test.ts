@@ -23,13 +23,15 @@ function reference(x: tf.Tensor4D, w: tf.Tensor4D, flipWeight: boolean): tf.Tens
   return conv2d(up, flipWeight ? w : flipKernel(w));
 }
 
+type Shape4 = [number, number, number, number];
+
 async function maxDiff(a: tf.Tensor, b: tf.Tensor): Promise<number> {
   expect(a.shape).toEqual(b.shape);
   const [va, vb] = [await readTensor(a), await readTensor(b)];
   return Math.max(...va.map((v, i) => Math.abs(v - vb[i])));
 }
 
-const SHAPES: Array<[number[], number[]]> = [
+const SHAPES: Array<[Shape4, Shape4]> = [
   [
     [1, 3, 5, 2],
     [3, 3, 2, 3],
