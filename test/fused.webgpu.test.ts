@@ -5,6 +5,7 @@ import { beforeAll, describe, expect, it, type TestContext } from 'vitest';
 import { BackendError, initBackend, readTensor } from '../src/model/backend.ts';
 import { fusedBiasAct } from '../src/model/ops/fused_bias_act.ts';
 import { installSecondOrderGradients } from '../src/model/ops/grad/activations.ts';
+import { conv2dBackpropFilterDifferentiable } from '../src/model/ops/grad/conv2d.ts';
 import { tf } from '../src/model/tf.ts';
 
 let available = true;
@@ -160,4 +161,76 @@ describe('fused bias_act / modulated-conv epilogue on webgpu', () => {
     expect(Array.from(await readTensor(ours[1])).every((v) => v === 0)).toBe(true);
     expect(Array.from(await readTensor(stock[1])).every((v) => v === 0)).toBe(true);
   });
+});
+
+describe('implicit-GEMM filter gradient on webgpu', () => {
+  const cases: Array<{
+    x: number[];
+    k: number;
+    o: number;
+    stride: 1 | 2;
+    pad: [[number, number], [number, number]];
+  }> = [
+    {
+      x: [3, 7, 5, 4],
+      k: 3,
+      o: 5,
+      stride: 1,
+      pad: [
+        [1, 1],
+        [1, 1],
+      ],
+    },
+    {
+      x: [1, 9, 6, 3],
+      k: 3,
+      o: 2,
+      stride: 2,
+      pad: [
+        [1, 2],
+        [0, 1],
+      ],
+    },
+    {
+      x: [2, 5, 5, 6],
+      k: 1,
+      o: 3,
+      stride: 1,
+      pad: [
+        [0, 0],
+        [0, 0],
+      ],
+    },
+    // Many pixels, few weights: split over the reduction, then summed.
+    {
+      x: [2, 33, 31, 2],
+      k: 3,
+      o: 2,
+      stride: 1,
+      pad: [
+        [1, 1],
+        [1, 1],
+      ],
+    },
+  ];
+  for (const c of cases) {
+    it(`x [${c.x}], ${c.k}x${c.k} -> ${c.o}, stride ${c.stride}, pad ${JSON.stringify(c.pad)}: equals tfjs's filter gradient`, async (ctx) => {
+      skipWithoutWebGpu(ctx);
+      const x = seeded(c.x, 21) as tf.Tensor4D;
+      const w = seeded([c.k, c.k, c.x[3], c.o], 22) as tf.Tensor4D;
+      const padding: [[number, number], [number, number], [number, number], [number, number]] = [
+        [0, 0],
+        c.pad[0],
+        c.pad[1],
+        [0, 0],
+      ];
+      const y = tf.conv2d(x, w, c.stride, padding);
+      const r = seeded(y.shape, 23) as tf.Tensor4D;
+      const stock = tf.grad((ww: tf.Tensor) =>
+        tf.sum(tf.mul(tf.conv2d(x, ww as tf.Tensor4D, c.stride, padding), r)),
+      )(w);
+      const ours = conv2dBackpropFilterDifferentiable(x, r, c.stride, c.pad, [c.k, c.k]);
+      await expectClose(ours, stock, 'filter gradient', 1e-5);
+    });
+  }
 });

@@ -13,6 +13,7 @@
 // filter gradients and the G pass through D does not pay for D's.
 import { tf } from '../../tf.ts';
 import type { ConvOps, SpatialPadding } from '../conv.ts';
+import { filterGradientWebGPU } from '../webgpu_filter_grad.ts';
 
 const CONV = 'FacestyleConv2D';
 const BACKPROP_INPUT = 'FacestyleConv2DBackpropInput';
@@ -93,6 +94,9 @@ function backpropInputForward(dy: tf.Tensor4D, w: tf.Tensor4D, g: Geometry, inH:
  * alive at a time: an im2col matrix would hold kh*kw copies of x.
  */
 function backpropFilterForward(x: tf.Tensor4D, dy: tf.Tensor4D, g: Geometry, kh: number, kw: number) {
+  if (tf.getBackend() === 'webgpu') {
+    return filterGradientWebGPU(x, dy, { stride: g.stride, top: g.pad[0], left: g.pad[2] }, kh, kw);
+  }
   const [n, , , inChannels] = x.shape;
   const [, outH, outW, outChannels] = dy.shape;
   const s = g.stride;
