@@ -5,7 +5,10 @@ import { beforeAll, describe, expect, it, type TestContext } from 'vitest';
 import { BackendError, initBackend, readTensor } from '../src/model/backend.ts';
 import { fusedBiasAct } from '../src/model/ops/fused_bias_act.ts';
 import { installSecondOrderGradients } from '../src/model/ops/grad/activations.ts';
-import { conv2dBackpropFilterDifferentiable } from '../src/model/ops/grad/conv2d.ts';
+import {
+  conv2dBackpropFilterDifferentiable,
+  conv2dBackpropInputDifferentiable,
+} from '../src/model/ops/grad/conv2d.ts';
 import { tf } from '../src/model/tf.ts';
 
 let available = true;
@@ -214,7 +217,7 @@ describe('implicit-GEMM filter gradient on webgpu', () => {
     },
   ];
   for (const c of cases) {
-    it(`x [${c.x}], ${c.k}x${c.k} -> ${c.o}, stride ${c.stride}, pad ${JSON.stringify(c.pad)}: equals tfjs's filter gradient`, async (ctx) => {
+    it(`x [${c.x}], ${c.k}x${c.k} -> ${c.o}, stride ${c.stride}, pad ${JSON.stringify(c.pad)}: equal tfjs's filter and input gradients`, async (ctx) => {
       skipWithoutWebGpu(ctx);
       const x = seeded(c.x, 21) as tf.Tensor4D;
       const w = seeded([c.k, c.k, c.x[3], c.o], 22) as tf.Tensor4D;
@@ -231,6 +234,12 @@ describe('implicit-GEMM filter gradient on webgpu', () => {
       )(w);
       const ours = conv2dBackpropFilterDifferentiable(x, r, c.stride, c.pad, [c.k, c.k]);
       await expectClose(ours, stock, 'filter gradient', 1e-5);
+      // The input gradient (tfjs's transposed conv with the padding as given) on the same shapes.
+      const stockInput = tf.grad((xx: tf.Tensor) =>
+        tf.sum(tf.mul(tf.conv2d(xx as tf.Tensor4D, w, c.stride, padding), r)),
+      )(x);
+      const oursInput = conv2dBackpropInputDifferentiable(r, w, c.stride, c.pad, [c.x[1], c.x[2]]);
+      await expectClose(oursInput, stockInput, 'input gradient', 1e-5);
     });
   }
 });

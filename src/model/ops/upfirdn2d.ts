@@ -46,8 +46,16 @@ export function firFilter(
   const k = taps.length;
   const op = tf.customGrad((input: tf.Tensor | tf.GradSaveFunc) => {
     const inp = input as tf.Tensor4D;
-    const padded = padOrCrop(inp, pad);
-    const value = tf.depthwiseConv2d(padded, firKernel(taps, gain, inp.shape[3], flipKernel), 1, 'valid');
+    const kernel = firKernel(taps, gain, inp.shape[3], flipKernel);
+    // Zero padding goes into the convolution itself (one program less); crops need a slice first.
+    const value = pad.every((p) => p >= 0)
+      ? tf.depthwiseConv2d(inp, kernel, 1, [
+          [0, 0],
+          [y0, y1],
+          [x0, x1],
+          [0, 0],
+        ])
+      : tf.depthwiseConv2d(padOrCrop(inp, pad), kernel, 1, 'valid');
     const gradFunc = (dy: tf.Tensor) => {
       // Adjoint: full correlation with the flipped kernel, then undo the padding.
       const [H, W] = [inp.shape[1], inp.shape[2]];
@@ -127,8 +135,38 @@ export function upfirdn2d(x: tf.Tensor4D, taps: number[], opts: UpFirDnOptions =
   return tf.tidy(() => decimate(firFilter(zeroInsert(x, up), taps, pad, gain), down));
 }
 
-/** 2x upsampling as the official upsample2d (used on the skip images). */
+const upsampleKernelCache = new Map<string, tf.Tensor4D>();
+
+/** [4, 4, C, C] kernel, diagonal in the channels: the 2D FIR (gain 4) for each channel alone. */
+function upsampleKernel(taps: number[], channels: number): tf.Tensor4D {
+  const key = `${taps.join(',')}|${channels}`;
+  let kernel = upsampleKernelCache.get(key);
+  if (!kernel || kernel.isDisposed) {
+    const sum = taps.reduce((a, b) => a + b, 0);
+    const f = taps.map((t) => (2 * t) / sum);
+    const values = new Float32Array(16 * channels * channels);
+    for (let y = 0; y < 4; y++)
+      for (let x = 0; x < 4; x++)
+        for (let c = 0; c < channels; c++) values[((y * 4 + x) * channels + c) * channels + c] = f[y] * f[x];
+    kernel = tf.keep(tf.tensor4d(values, [4, 4, channels, channels]));
+    upsampleKernelCache.set(key, kernel);
+  }
+  return kernel;
+}
+
+/**
+ * 2x upsampling as the official upsample2d (used on the skip images). On webgpu one transposed
+ * convolution with the channel-diagonal FIR and a crop (2 programs instead of the zero insertion's
+ * fills, concats, pad and FIR); the images have 3 channels, so the diagonal's zeros cost nothing.
+ */
 export function upsample2d(x: tf.Tensor4D, taps: number[] = RESAMPLE_FILTER, factor = 2): tf.Tensor4D {
+  const symmetric = taps.every((t, i) => t === taps[taps.length - 1 - i]);
+  if (tf.getBackend() === 'webgpu' && factor === 2 && taps.length === 4 && symmetric && x.shape[3] <= 4) {
+    // out[o] = T[o + 1] for the transposed conv T[j] = sum_i x[i] f[j - 2i] (length 2H + 2).
+    const [n, h, w, c] = x.shape;
+    const full = tf.conv2dTranspose(x, upsampleKernel(taps, c), [n, 2 * h + 2, 2 * w + 2, c], 2, 'valid');
+    return tf.slice(full, [0, 1, 1, 0], [n, 2 * h, 2 * w, c]);
+  }
   const fw = taps.length;
   const pad: Padding4 = [
     Math.floor((fw + factor - 1) / 2),

@@ -66,6 +66,11 @@ function backpropInputForward(dy: tf.Tensor4D, w: tf.Tensor4D, g: Geometry, inH:
   const [kh, kw, inChannels] = w.shape;
   const [top, bottom, left, right] = g.pad;
   const flippable = top < kh && bottom < kh && left < kw && right < kw;
+  if (tf.getBackend() === 'webgpu') {
+    // webgpu's own transposed convolution takes the padding and the HWIO kernel as they are: one
+    // program, where the flipped-kernel form below needs a reverse and a transpose of w first.
+    return tf.conv2dTranspose(dy, w, [dy.shape[0], inH, inW, inChannels], g.stride, explicitPadding(g));
+  }
   if (g.stride === 1 && flippable) {
     // A stride-1 adjoint is a forward convolution with the kernel flipped and its channels swapped,
     // and the forward convolution is the fastest kernel every backend has.
