@@ -3,7 +3,7 @@
 // initialisation, and computes its forward pass from a ParamStore.
 
 import { ACTIVATION_GAIN, type Activation, biasAct } from '../ops/bias_act.ts';
-import { type ConvOps, conv2dResample } from '../ops/conv.ts';
+import { type ConvOps, conv2dResample, derivedFromWeight } from '../ops/conv.ts';
 import { getParam, type ParamStore } from '../params.ts';
 import { tf } from '../tf.ts';
 
@@ -37,6 +37,15 @@ export interface ParamSpec {
   init: Init;
   /** Buffers are state that training does not optimise (noise_const, w_avg, resample filters). */
   buffer?: boolean;
+}
+
+/**
+ * A parameter times its equalised-learning-rate gain, computed once per parameter value outside
+ * gradient tapes (inference runs no per-call weight pass), afresh under them.
+ */
+export function scaled(param: tf.Tensor, gain: number): tf.Tensor {
+  if (gain === 1) return param;
+  return derivedFromWeight(param, `scaled|${gain}`, () => [tf.mul(param, gain)])[0];
 }
 
 export abstract class Module {
@@ -78,9 +87,8 @@ export class FullyConnectedLayer extends Module {
       x.shape[1] === this.inFeatures,
       () => `${this.prefix}: expected [N,${this.inFeatures}], got [${x.shape}]`,
     );
-    const w = tf.mul(this.p(params, 'weight'), this.weightGain) as tf.Tensor2D;
-    let b = this.p(params, 'bias');
-    if (this.lrMultiplier !== 1) b = tf.mul(b, this.lrMultiplier);
+    const w = scaled(this.p(params, 'weight'), this.weightGain) as tf.Tensor2D;
+    const b = scaled(this.p(params, 'bias'), this.lrMultiplier);
     return biasAct(tf.matMul(x, w), b, { act: this.activation });
   }
 }
@@ -122,7 +130,7 @@ export class Conv2dLayer extends Module {
       () => `${this.prefix}: expected ${this.inChannels} channels, got [${x.shape}]`,
     );
     const { activation = 'linear', up = 1, down = 1, convClamp = null } = this.opts;
-    const w = tf.mul(this.p(params, 'weight'), this.weightGain) as tf.Tensor4D;
+    const w = scaled(this.p(params, 'weight'), this.weightGain) as tf.Tensor4D;
     const y = conv2dResample(x, w, {
       up,
       down,

@@ -1,6 +1,6 @@
 import { channelsAt, type GeneratorConfig, numWs, synthesisResolutions } from '../config.ts';
 import { ACTIVATION_GAIN, type BiasActOptions, biasAct } from '../ops/bias_act.ts';
-import { conv2d, conv2dResample } from '../ops/conv.ts';
+import { conv2d, conv2dResample, derivedFromWeight } from '../ops/conv.ts';
 import { upsample2d } from '../ops/upfirdn2d.ts';
 import type { ParamStore } from '../params.ts';
 import { tf } from '../tf.ts';
@@ -43,7 +43,9 @@ export function modulatedConv2d(
   let dcoefs: tf.Tensor | null = null;
   if (opts.demodulate) {
     // sum over (i, kh, kw) of (w * s_i)^2 = s^2 @ sum_{kh,kw} w^2, an [N,I] x [I,O] product.
-    const wSquareSum = tf.sum(tf.square(weight), [0, 1]) as tf.Tensor2D;
+    const [wSquareSum] = derivedFromWeight(weight, 'squareSum', () => [
+      tf.sum(tf.square(weight), [0, 1]),
+    ]) as [tf.Tensor2D];
     dcoefs = tf.reshape(tf.rsqrt(tf.add(tf.matMul(tf.square(styles), wSquareSum), 1e-8)), [
       n,
       1,

@@ -232,11 +232,7 @@ const derivedCache = new Map<tf.Tensor, Map<string, DerivedWeights>>();
  */
 export function derivedFromWeight(w: tf.Tensor, tag: string, build: () => tf.Tensor[]): tf.Tensor[] {
   if (tf.engine().isTapeOn()) return build();
-  for (const [weight, entries] of derivedCache) {
-    if (!weight.isDisposed) continue;
-    for (const e of entries.values()) tf.dispose(e.tensors);
-    derivedCache.delete(weight);
-  }
+  releaseDerivedWeights();
   let entries = derivedCache.get(w);
   if (!entries) {
     entries = new Map();
@@ -249,6 +245,15 @@ export function derivedFromWeight(w: tf.Tensor, tag: string, build: () => tf.Ten
   for (const t of tensors) tf.keep(t);
   entries.set(tag, { dataId: w.dataId, tensors });
   return tensors;
+}
+
+/** Frees what derivedFromWeight built for weights disposed since (call after disposing a network). */
+export function releaseDerivedWeights(): void {
+  for (const [weight, entries] of derivedCache) {
+    if (!weight.isDisposed) continue;
+    for (const e of entries.values()) tf.dispose(e.tensors);
+    derivedCache.delete(weight);
+  }
 }
 
 /** Interleaves two [N,H,W,C] tensors along W: [N,H,2W,C] with a's pixels at even columns. */

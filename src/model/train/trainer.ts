@@ -13,6 +13,7 @@ import { type Checkpoint, disposeCheckpoint, loadCheckpoint, saveCheckpoint } fr
 import type { DiscriminatorConfig, GeneratorConfig, ModelConfig } from '../config.ts';
 import { Discriminator } from '../networks/discriminator.ts';
 import { Generator, mixStyles } from '../networks/generator.ts';
+import { releaseDerivedWeights } from '../ops/conv.ts';
 import { trainingConvOps } from '../ops/grad/install.ts';
 import type { ParamStore } from '../params.ts';
 import { NumpyRandomState } from '../seeds.ts';
@@ -641,5 +642,6 @@ class TrainingRun {
     this.dOpt.dispose();
     for (const params of [this.gParams, this.dParams, this.emaParams])
       for (const v of params.values()) v.dispose();
+    releaseDerivedWeights();
   }
 }
