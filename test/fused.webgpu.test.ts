@@ -3,7 +3,7 @@
 // path length and R1 take, at odd shapes, batch 1 and > 1, with and without each optional input.
 import { beforeAll, describe, expect, it, type TestContext } from 'vitest';
 import { BackendError, initBackend, readTensor } from '../src/model/backend.ts';
-import { fusedBiasAct } from '../src/model/ops/fused_bias_act.ts';
+import { DEMOD_EPS, fusedBiasAct } from '../src/model/ops/fused_bias_act.ts';
 import { installSecondOrderGradients } from '../src/model/ops/grad/activations.ts';
 import {
   conv2dBackpropFilterDifferentiable,
@@ -240,6 +240,46 @@ describe('implicit-GEMM filter gradient on webgpu', () => {
       )(x);
       const oursInput = conv2dBackpropInputDifferentiable(r, w, c.stride, c.pad, [c.x[1], c.x[2]]);
       await expectClose(oursInput, stockInput, 'input gradient', 1e-5);
+    });
+  }
+});
+
+describe('fused synthesis-layer epilogue (demodulation sum and noise strength in the pass)', () => {
+  // z = clamp(gain * lrelu(x / sqrt(v + eps) + noise * strength + b)), as the synthesis layer runs it.
+  const c = { alpha: 0.2, gain: Math.SQRT2, clamp: 0.8 };
+  const stock = (x: tf.Tensor, v: tf.Tensor, noise: tf.Tensor, ns: tf.Tensor, b: tf.Tensor) => {
+    const t = tf.add(tf.add(tf.mul(x, tf.rsqrt(tf.add(v, DEMOD_EPS))), tf.mul(noise, ns)), b);
+    return tf.clipByValue(tf.mul(tf.leakyRelu(t, c.alpha), c.gain), -c.clamp, c.clamp);
+  };
+  const ours = (x: tf.Tensor, v: tf.Tensor, noise: tf.Tensor, ns: tf.Tensor, b: tf.Tensor) =>
+    fusedBiasAct({ x, v, noise, ns, b }, c);
+
+  for (const [n, h, w, ch] of [
+    [1, 3, 5, 4],
+    [3, 4, 4, 7],
+  ]) {
+    it(`[${n},${h},${w},${ch}]: values, first- and second-order gradients match the composite`, async (ctx) => {
+      skipWithoutWebGpu(ctx);
+      const x = seeded([n, h, w, ch], 31);
+      const v = tf.add(tf.square(seeded([n, 1, 1, ch], 32)), 0.5);
+      const noise = seeded([n, h, w, 1], 33);
+      const ns = tf.tensor1d([0.3]);
+      const b = seeded([ch], 34, 0.2);
+      const r = seeded([n, h, w, ch], 35);
+      await expectClose(ours(x, v, noise, ns, b), stock(x, v, noise, ns, b), 'values');
+      const loss =
+        (f: typeof ours) =>
+        (...a: tf.Tensor[]) =>
+          tf.sum(tf.mul(f(a[0], a[1], a[2], a[3], a[4]), r));
+      const g1 = tf.grads(loss(ours))([x, v, noise, ns, b]);
+      const g2 = tf.grads(loss(stock))([x, v, noise, ns, b]);
+      for (let i = 0; i < 5; i++) await expectClose(g1[i], g2[i], `gradient ${i}`, 1e-4);
+      // Second order in v (path length differentiates the input gradient in the weights).
+      const penalty = (f: typeof ours) => (vv: tf.Tensor) =>
+        tf.sum(
+          tf.square(tf.grad((xx: tf.Tensor) => tf.sum(tf.mul(f(tf.mul(xx, 1), vv, noise, ns, b), r)))(x)),
+        );
+      await expectClose(tf.grad(penalty(ours))(v), tf.grad(penalty(stock))(v), 'second order in v', 1e-4);
     });
   }
 });

@@ -28,6 +28,8 @@ export function modulatedConv2d(
     padding: number;
     flipWeight: boolean;
     noise?: tf.Tensor | null;
+    /** Multiplies `noise` (in the epilogue's pass). */
+    noiseStrength?: tf.Tensor | null;
     /** The layer's bias_act after the noise, fused with demodulation and noise where the backend can. */
     epilogue?: { bias: tf.Tensor | null } & BiasActOptions;
   },
@@ -40,21 +42,22 @@ export function modulatedConv2d(
   );
   let y = tf.mul(x, tf.reshape(styles, [n, 1, 1, inChannels])) as tf.Tensor4D;
   y = conv2dResample(y, weight, { up: opts.up ?? 1, padding: opts.padding, flipWeight: opts.flipWeight });
-  let dcoefs: tf.Tensor | null = null;
+  let demodSquareSum: tf.Tensor | null = null;
   if (opts.demodulate) {
-    // sum over (i, kh, kw) of (w * s_i)^2 = s^2 @ sum_{kh,kw} w^2, an [N,I] x [I,O] product.
+    // sum over (i, kh, kw) of (w * s_i)^2 = s^2 @ sum_{kh,kw} w^2, an [N,I] x [I,O] product; the
+    // epilogue scales by 1 / sqrt(it + 1e-8) (on webgpu inside its one pass).
     const [wSquareSum] = derivedFromWeight(weight, 'squareSum', () => [
       tf.sum(tf.square(weight), [0, 1]),
     ]) as [tf.Tensor2D];
-    dcoefs = tf.reshape(tf.rsqrt(tf.add(tf.matMul(tf.square(styles), wSquareSum), 1e-8)), [
-      n,
-      1,
-      1,
-      outChannels,
-    ]);
+    demodSquareSum = tf.reshape(tf.matMul(tf.square(styles), wSquareSum), [n, 1, 1, outChannels]);
   }
   const { bias = null, ...act } = opts.epilogue ?? { bias: null, act: 'linear' as const, gain: 1 };
-  return biasAct(y, bias, { ...act, scale: dcoefs, noise: opts.noise ?? null });
+  return biasAct(y, bias, {
+    ...act,
+    demodSquareSum,
+    noise: opts.noise ?? null,
+    noiseStrength: opts.noiseStrength ?? null,
+  });
 }
 
 /** Modulated 3x3 conv + noise + bias + leaky ReLU + clamp; `up` = 2 doubles the resolution. */
@@ -96,12 +99,9 @@ export class SynthesisLayer extends Module {
     let noise: tf.Tensor | null = null;
     const r = this.resolution;
     if (noiseMode === 'random') {
-      noise = tf.mul(tf.randomNormal([n, r, r, 1]), this.p(params, 'noise_strength'));
+      noise = tf.randomNormal([n, r, r, 1]);
     } else if (noiseMode === 'const') {
-      noise = tf.mul(
-        tf.reshape(this.p(params, 'noise_const'), [1, r, r, 1]),
-        this.p(params, 'noise_strength'),
-      );
+      noise = tf.reshape(this.p(params, 'noise_const'), [1, r, r, 1]);
     }
     return modulatedConv2d(x, this.p(params, 'weight') as tf.Tensor4D, styles, {
       demodulate: true,
@@ -109,6 +109,7 @@ export class SynthesisLayer extends Module {
       padding: 1,
       flipWeight: this.up === 1,
       noise,
+      noiseStrength: noise ? this.p(params, 'noise_strength') : null,
       epilogue: {
         bias: this.p(params, 'bias'),
         act: 'lrelu',

@@ -1,6 +1,6 @@
 // bias_act: bias, activation, gain and clamp in the order of NVlabs' op of the same name.
 import { tf } from '../tf.ts';
-import { fusedBiasAct } from './fused_bias_act.ts';
+import { DEMOD_EPS, fusedBiasAct } from './fused_bias_act.ts';
 
 export type Activation = 'linear' | 'lrelu';
 
@@ -20,8 +20,12 @@ export interface BiasActOptions {
   clamp?: number | null;
   /** Multiplies x before anything else, broadcast (a modulated conv's demodulation coefficients). */
   scale?: tf.Tensor | null;
+  /** Instead of `scale`: the demodulation's sum of squares v; x is multiplied by 1 / sqrt(v + 1e-8). */
+  demodSquareSum?: tf.Tensor | null;
   /** Added after `scale`, before the bias, broadcast (a synthesis layer's noise). */
   noise?: tf.Tensor | null;
+  /** Multiplies `noise` first (the noise strength, one value). */
+  noiseStrength?: tf.Tensor | null;
 }
 
 /**
@@ -34,10 +38,13 @@ export function biasAct<T extends tf.Tensor>(x: T, b: tf.Tensor | null, opts: Bi
   const clamp = opts.clamp != null && opts.clamp >= 0 ? opts.clamp : -1;
   if (tf.getBackend() === 'webgpu') {
     const alpha = act === 'lrelu' ? LRELU_ALPHA : 1;
-    return fusedBiasAct({ x, d: opts.scale, noise: opts.noise, b }, { alpha, gain, clamp }) as T;
+    const ns = opts.noise && opts.noiseStrength ? tf.reshape(opts.noiseStrength, [1]) : null;
+    const inputs = { x, d: opts.scale, v: opts.demodSquareSum, noise: opts.noise, ns, b };
+    return fusedBiasAct(inputs, { alpha, gain, clamp }) as T;
   }
   let y: tf.Tensor = opts.scale ? tf.mul(x, opts.scale) : x;
-  if (opts.noise) y = tf.add(y, opts.noise);
+  if (opts.demodSquareSum) y = tf.mul(y, tf.rsqrt(tf.add(opts.demodSquareSum, DEMOD_EPS)));
+  if (opts.noise) y = tf.add(y, opts.noiseStrength ? tf.mul(opts.noise, opts.noiseStrength) : opts.noise);
   if (b) y = tf.add(y, b);
   if (act === 'lrelu') y = leakyRelu(y);
   if (gain !== 1) y = tf.mul(y, gain);

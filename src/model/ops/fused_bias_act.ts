@@ -20,7 +20,11 @@ export interface FusedBiasActInputs {
   x: tf.Tensor;
   /** Multiplies x first (the demodulation coefficients, e.g. [N,1,1,C]). */
   d?: tf.Tensor | null;
+  /** Instead of d: the demodulation's sum of squares, d = 1 / sqrt(v + DEMOD_EPS) inside the kernel. */
+  v?: tf.Tensor | null;
   noise?: tf.Tensor | null;
+  /** Multiplies the noise (the layer's noise strength, shape [1]). */
+  ns?: tf.Tensor | null;
   b?: tf.Tensor | null;
 }
 
@@ -33,8 +37,11 @@ export interface FusedBiasActAttrs {
 }
 
 /** The optional inputs present, in kernel order. */
-type Part = 'd' | 'noise' | 'b';
-const PARTS: Part[] = ['d', 'noise', 'b'];
+type Part = 'd' | 'v' | 'noise' | 'ns' | 'b';
+const PARTS: Part[] = ['d', 'v', 'noise', 'ns', 'b'];
+
+/** The demodulation's epsilon: d = 1 / sqrt(v + DEMOD_EPS) when v (the squared-norm sum) is given. */
+export const DEMOD_EPS = 1e-8;
 
 interface TensorInfoLike {
   dataId: object;
@@ -81,7 +88,9 @@ class BiasActProgram {
     const term = (p: Part) => `getIn${p}ByOutputIndex(index)`;
     let t = 'getXByOutputIndex(index)';
     if (this.parts.includes('d')) t = `${t} * ${term('d')}`;
-    if (this.parts.includes('noise')) t = `${t} + ${term('noise')}`;
+    if (this.parts.includes('v')) t = `${t} * inverseSqrt(${term('v')} + ${DEMOD_EPS.toExponential()})`;
+    const noise = this.parts.includes('ns') ? `${term('noise')} * ${term('ns')}` : term('noise');
+    if (this.parts.includes('noise')) t = `${t} + ${noise}`;
     if (this.parts.includes('b')) t = `${t} + ${term('b')}`;
     const inside = this.clamped ? 'abs(u) <= uniforms.clampLimit' : 'true';
     const body = this.backward
@@ -167,12 +176,27 @@ function ensureRegistered(parts: Part[]): string {
     gradFunc: (dy, saved, attrs) => {
       const a = attrs as unknown as FusedBiasActAttrs;
       const byName = Object.fromEntries(names.map((n, i) => [n, saved[i]])) as tf.NamedTensorMap;
-      const gt = () => runBackward(dy as tf.Tensor, byName, parts, a);
+      // Computed once for every input's gradient (each closure runs in its own tidy, so a lazily
+      // shared tensor would be freed after the first); it lives until the backward pass ends.
+      const pre = runBackward(dy as tf.Tensor, byName, parts, a);
+      const gt = () => pre;
+      // The multiplier of x: d, or 1 / sqrt(v + eps) (tf ops: differentiable again).
+      const m = () => (byName.d ? byName.d : byName.v ? tf.rsqrt(tf.add(byName.v, DEMOD_EPS)) : null);
       const grads: Record<string, () => tf.Tensor> = {
-        x: () => (byName.d ? tf.mul(gt(), byName.d) : gt()),
+        x: () => {
+          const k = m();
+          return k ? tf.mul(gt(), k) : gt();
+        },
       };
       if (byName.d) grads.d = () => reduceTo(tf.mul(gt(), byName.x), byName.d.shape);
-      if (byName.noise) grads.noise = () => reduceTo(gt(), byName.noise.shape);
+      if (byName.v)
+        grads.v = () => {
+          const k = m()!;
+          return tf.mul(reduceTo(tf.mul(gt(), byName.x), byName.v.shape), tf.mul(tf.pow(k, 3), -0.5));
+        };
+      if (byName.noise)
+        grads.noise = () => reduceTo(byName.ns ? tf.mul(gt(), byName.ns) : gt(), byName.noise.shape);
+      if (byName.ns) grads.ns = () => reduceTo(tf.mul(gt(), byName.noise), byName.ns.shape);
       if (byName.b) grads.b = () => reduceTo(gt(), byName.b.shape);
       return grads;
     },
