@@ -82,13 +82,15 @@ export class FullyConnectedLayer extends Module {
     ];
   }
 
-  forward(params: ParamStore, x: tf.Tensor2D): tf.Tensor2D {
+  /** `outputGain` (linear layers only) scales the output, folded into the cached scaled weights. */
+  forward(params: ParamStore, x: tf.Tensor2D, outputGain = 1): tf.Tensor2D {
     tf.util.assert(
       x.shape[1] === this.inFeatures,
       () => `${this.prefix}: expected [N,${this.inFeatures}], got [${x.shape}]`,
     );
-    const w = scaled(this.p(params, 'weight'), this.weightGain) as tf.Tensor2D;
-    const b = scaled(this.p(params, 'bias'), this.lrMultiplier);
+    tf.util.assert(outputGain === 1 || this.activation === 'linear', () => 'outputGain needs a linear layer');
+    const w = scaled(this.p(params, 'weight'), this.weightGain * outputGain) as tf.Tensor2D;
+    const b = scaled(this.p(params, 'bias'), this.lrMultiplier * outputGain);
     return biasAct(tf.matMul(x, w), b, { act: this.activation });
   }
 }

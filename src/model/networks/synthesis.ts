@@ -146,7 +146,7 @@ export class ToRGBLayer extends Module {
 
   forward(params: ParamStore, x: tf.Tensor4D, w: tf.Tensor2D): tf.Tensor4D {
     const n = x.shape[0];
-    const styles = tf.mul(this.affine.forward(params, w), this.weightGain) as tf.Tensor2D;
+    const styles = this.affine.forward(params, w, this.weightGain);
     let y = tf.mul(x, tf.reshape(styles, [n, 1, 1, this.inChannels])) as tf.Tensor4D;
     y = conv2d(y, this.p(params, 'weight') as tf.Tensor4D);
     return biasAct(y, this.p(params, 'bias'), { act: 'linear', clamp: this.convClamp });

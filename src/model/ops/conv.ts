@@ -112,10 +112,23 @@ export function conv2dResample(x: tf.Tensor4D, w: tf.Tensor4D, opts: ResampleOpt
       const y = transposedConv3x3Phases(x, w, flipWeight);
       return firFilter(y, taps, [q0, q1 - 1, q0, q1 - 1], up * up);
     }
-    const [transposedKernel] = derivedFromWeight(w, `transposed|${flipWeight}`, () => [
-      flipWeight ? flipKernel(w) : w,
-    ]);
-    const y = convOps.conv2dTranspose(x, transposedKernel as tf.Tensor4D, up as 2);
+    let y: tf.Tensor4D;
+    if (convOps === nativeConvOps) {
+      // tfjs's own transposed conv wants [kh, kw, O, I]: laid out once per weight value.
+      const [kernel] = derivedFromWeight(w, `transposedOI|${flipWeight}`, () => [
+        tf.transpose(flipWeight ? flipKernel(w) : w, [0, 1, 3, 2]),
+      ]) as [tf.Tensor4D];
+      const [n, h, wd] = x.shape;
+      const outShape: [number, number, number, number] = [
+        n,
+        2 * (h - 1) + kh,
+        2 * (wd - 1) + kw,
+        kernel.shape[2],
+      ];
+      y = tf.conv2dTranspose(x, kernel, outShape, 2, 'valid');
+    } else {
+      y = convOps.conv2dTranspose(x, flipWeight ? flipKernel(w) : w, up as 2);
+    }
     return firFilter(y, taps, [q0, q1, q0, q1], up * up);
   }
 
