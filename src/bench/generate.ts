@@ -88,10 +88,10 @@ async function timeBatch(
     `${cfg.resolution} (base ${cfg.channelBase}, max ${cfg.channelMax}, map ${cfg.mappingLayers})`,
     method,
     perPass < batch ? `${batch} (${zs.length} passes of ${perPass})` : batch,
-    (perSecond * batch).toFixed(2),
+    (perSecond * batch).toPrecision(3),
     iters,
   ];
-  process.stderr.write(`${method}, batch ${batch}: ${(perSecond * batch).toFixed(2)} images/s\n`);
+  process.stderr.write(`${method}, batch ${batch}: ${(perSecond * batch).toPrecision(3)} images/s\n`);
   return row;
 }
 
