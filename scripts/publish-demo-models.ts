@@ -1,12 +1,17 @@
 // Copies trained demo runs into checkpoints/ in F16: the base with G_ema, G and D (so users can
-// fine-tune from it), each style snapshot with G_ema only (enough to generate and blend), under the
-// names the offline demo and the bot look for: demo-faces, and demo-lorelei by epoch.
+// fine-tune from it), the style's ladder snapshots with G_ema only (enough to generate and blend),
+// under the names the offline demo and the bot look for: demo-faces, and demo-<style> by epoch.
 //
-// The per-layer noise inputs are switched off (noise_strength 0) in what is published: in these
-// short runs G came to lean on them for texture, which at 32x32 reads as speckle over every face
-// (docs/demo-models.md shows the same snapshot with and without them). Everything else is as trained.
-import { mkdir, readdir } from 'node:fs/promises';
+//   node --import tsx scripts/publish-demo-models.ts BASE_SNAPSHOT STYLE_RUN_DIR \
+//     [--epochs 6,12,18,40,120] [--style demo-lorelei] [--out checkpoints]
+//
+// Weights are published as trained, noise inputs included: the first 32x32 models had their
+// noise_strength zeroed here because G had turned the noise into speckle; the 64x64 recipe keeps
+// them working (docs/demo-models.md). Snapshots of the style run that are not on --epochs are
+// resume points, not published. Earlier demo-<style>-epoch* files in --out are replaced.
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { parseArgs } from 'node:util';
 import { initBackend } from '../src/model/backend.ts';
 import {
   type CheckpointMeta,
@@ -14,50 +19,69 @@ import {
   loadCheckpoint,
   saveCheckpoint,
 } from '../src/model/checkpoint/io.ts';
-import type { ParamStore } from '../src/model/params.ts';
-import { tf } from '../src/model/tf.ts';
 
 const BASE = 'demo-faces';
-const STYLE = 'demo-lorelei';
 
-function withoutNoise(params: ParamStore | undefined): ParamStore | undefined {
-  if (!params) return undefined;
-  return new Map(
-    [...params].map(([name, t]) => [name, name.endsWith('noise_strength') ? tf.zerosLike(t) : t]),
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    epochs: { type: 'string' },
+    style: { type: 'string', default: 'demo-lorelei' },
+    out: { type: 'string', default: 'checkpoints' },
+  },
+});
+const [basePath, styleRun] = positionals;
+if (!basePath || !styleRun) {
+  console.error(
+    'usage: publish-demo-models.ts BASE_SNAPSHOT STYLE_RUN_DIR [--epochs LIST] [--style NAME] [--out DIR]',
   );
+  process.exit(2);
 }
+const style = values.style!;
+const outDir = values.out!;
+const ladder = values.epochs ? new Set(values.epochs.split(',').map(Number)) : null;
 
 function published(meta: CheckpointMeta, name: string, kind: CheckpointMeta['kind']): CheckpointMeta {
-  return { ...meta, name, kind, extra: { ...meta.extra, publishedWith: 'noise_strength set to 0' } };
+  return { ...meta, name, kind, extra: { ...meta.extra, publishedWith: 'as trained, F16' } };
 }
 
-const [basePath, styleRun] = process.argv.slice(2);
+const SNAPSHOT = /^snapshot-epoch(\d+)\.safetensors$/;
+const snapshots = (await readdir(styleRun))
+  .map((f) => ({ file: f, epoch: Number(SNAPSHOT.exec(f)?.[1] ?? Number.NaN) }))
+  .filter((s) => Number.isFinite(s.epoch) && (!ladder || ladder.has(s.epoch)))
+  .sort((a, b) => a.epoch - b.epoch);
+if (ladder && snapshots.length !== ladder.size) {
+  const missing = [...ladder].filter((e) => !snapshots.some((s) => s.epoch === e));
+  console.error(
+    `${styleRun} has no snapshot of epoch ${missing.join(', ')}: train the style to the end first`,
+  );
+  process.exit(1);
+}
+
 await initBackend('cpu');
-await mkdir('checkpoints', { recursive: true });
+await mkdir(outDir, { recursive: true });
 const base = await loadCheckpoint(basePath);
 await saveCheckpoint(
-  `checkpoints/${BASE}.safetensors`,
-  {
-    ...base,
-    meta: published(base.meta, BASE, 'demo'),
-    G_ema: withoutNoise(base.G_ema),
-    G: withoutNoise(base.G),
-  },
+  join(outDir, `${BASE}.safetensors`),
+  { ...base, meta: published(base.meta, BASE, 'demo') },
   { dtype: 'F16' },
 );
-console.log(`checkpoints/${BASE}.safetensors (epoch ${base.meta.epoch}, ${base.meta.kimg} kimg)`);
+console.log(`${join(outDir, BASE)}.safetensors (epoch ${base.meta.epoch}, ${base.meta.kimg} kimg)`);
 disposeCheckpoint(base);
-for (const file of (await readdir(styleRun))
-  .filter((f) => f.startsWith('snapshot-') && f.endsWith('.safetensors'))
-  .sort()) {
+
+for (const stale of (await readdir(outDir)).filter((f) => f.startsWith(`${style}-epoch`))) {
+  await rm(join(outDir, stale));
+}
+const width = String(snapshots.at(-1)?.epoch ?? 0).length;
+for (const { file, epoch } of snapshots) {
   const snap = await loadCheckpoint(join(styleRun, file), { networks: ['G_ema'] });
-  const out = `checkpoints/${STYLE}-epoch${String(snap.meta.epoch).padStart(2, '0')}.safetensors`;
+  const out = join(outDir, `${style}-epoch${String(epoch).padStart(Math.max(2, width), '0')}.safetensors`);
   await saveCheckpoint(
     out,
     {
       config: { G: snap.config.G },
-      meta: { ...published(snap.meta, STYLE, snap.meta.kind), parent: BASE },
-      G_ema: withoutNoise(snap.G_ema),
+      meta: { ...published(snap.meta, style, snap.meta.kind), parent: BASE },
+      G_ema: snap.G_ema,
     },
     { dtype: 'F16' },
   );

@@ -1,36 +1,100 @@
 #!/usr/bin/env bash
-# Rebuilds the demo models in checkpoints/ from nothing but npm packages (facesjs, DiceBear):
-#   1. render the datasets (procedural, seeded: the same images every time),
-#   2. train the base "face" model from scratch,
-#   3. fine-tune the lorelei style from it with snapshots by epoch,
-#   4. copy the results into checkpoints/ in F16.
-# Runs resume: run it again to continue training where it stopped (BASE_EPOCHS raises the target).
-# On one CPU core (wasm) the base model trains at about 3-6 images/s at these sizes.
+# Rebuilds the demo models in checkpoints/ from nothing but npm packages (facesjs, DiceBear), to
+# the recipe of docs/demo-models.md ("The 64x64 recipe"):
+#   1. render the datasets (`facestyle demo data`: procedural, seeded, the same bytes every time),
+#   2. train the base `demo-faces` from scratch at 64x64 on 10,000 facesjs people, mirrored,
+#   3. fine-tune the style (lorelei) from the final base, snapshots on an epoch ladder,
+#   4. publish the final base (G_ema + G + D) and the ladder snapshots (G_ema) into checkpoints/
+#      in F16, noise inputs as trained.
+# It takes days on 2 CPU cores (wasm, one thread). It resumes: run it again after a stop (Ctrl-C,
+# a reboot, a killed session) and it continues from the newest snapshot. Everything it writes
+# before publishing is under data/ and runs/ (both gitignored).
+#
+# Environment (defaults are the recipe; the small values in the comments are the smoke test):
+#   FACES=10000 STYLE_IMAGES=400      images in the sets (smoke: 64 and 16)
+#   BASE_EPOCHS=10                    epochs of FACES x 2 mirrored images (10 = 200 kimg)
+#   BASE_SNAPSHOT_EVERY=1             epochs between base snapshots = resume points
+#   STYLE_LADDER=4,8,12,27,80         style snapshot epochs (published), the report's 24, 48, 72,
+#                                     160, 480 over 6; the last is the run's length (64 kimg)
+#   STYLE_SNAPSHOT_EVERY=10           further style snapshots, resume points only
+#   RUNS=runs/demo64 DATA=data/demo64 where the runs and the sets go
+#   PUBLISH=checkpoints               where the published files go (smoke: somewhere else)
+#   STYLE=lorelei                     the DiceBear style of the style set
+#   SEED=0                            seed of the sets and of the runs
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BASE_EPOCHS="${BASE_EPOCHS:-12}"     # epochs of 500 faces x 2 (mirrored) = 1 kimg each
-BASE_WARMUP_EPOCHS=5                 # epochs before D is held back (R1 x8, fast ADA)
-STYLE_EPOCHS="${STYLE_EPOCHS:-6}"    # epochs of 400 lorelei faces x 2 = 0.8 kimg each
+RES=64
+FACES="${FACES:-10000}"
+STYLE="${STYLE:-lorelei}"
+STYLE_IMAGES="${STYLE_IMAGES:-400}"
+BASE_EPOCHS="${BASE_EPOCHS:-10}"
+BASE_SNAPSHOT_EVERY="${BASE_SNAPSHOT_EVERY:-1}"
+STYLE_LADDER="${STYLE_LADDER:-4,8,12,27,80}"
+STYLE_SNAPSHOT_EVERY="${STYLE_SNAPSHOT_EVERY:-10}"
+RUNS="${RUNS:-runs/demo64}"
+DATA="${DATA:-data/demo64}"
+PUBLISH="${PUBLISH:-checkpoints}"
+SEED="${SEED:-0}"
 export FACESTYLE_BACKEND="${FACESTYLE_BACKEND:-wasm}"
+STYLE_EPOCHS="${STYLE_LADDER##*,}"
 cli() { node bin/facestyle.js "$@"; }
+say() { printf '\n== %s (%s)\n' "$1" "$(date -u +%FT%TZ)"; }
 
-node --import tsx -e "
-  const { writeDemoDataset } = await import('./src/demo/data.ts');
-  await writeDemoDataset('faces', 'data/demo/faces32-500', 500, 32);
-  await writeDemoDataset('lorelei', 'data/demo/lorelei32', 400, 32);
-"
+# 1. Datasets. LICENSE.txt is written last and names the exact command: a set is complete and
+# current when it is there and matches; otherwise it is rendered again from scratch.
+render() { # set count dir
+  local expected="--set $1 --seed $SEED --count $2 --res $RES"
+  if grep -qF -- "$expected" "$3/LICENSE.txt" 2>/dev/null; then
+    echo "$3: already rendered ($expected)"
+  else
+    rm -rf "$3"
+    cli demo data --out "$3" $expected
+  fi
+}
+faces_dir="$DATA/faces-$FACES-seed$SEED"
+style_dir="$DATA/$STYLE-$STYLE_IMAGES-seed$SEED"
+say "datasets"
+render faces "$FACES" "$faces_dir"
+render "$STYLE" "$STYLE_IMAGES" "$style_dir"
 
-base_run=(--data data/demo/faces32-500 --out runs/demo-faces --name demo-faces --snapshot-every 1
-  --resolution 32 --cbase 1024 --cmax 128 --z-dim 64 --w-dim 64 --map-layers 2 --batch 16 --pl-weight 0)
-# Without augmentation and with the auto R1 weight (0.0128 here), D won outright after about 5 kimg
-# (D loss 0.02-0.3, G loss 3-6); the run resumes from epoch 5 with R1 x8 and an ADA fast enough to
-# reach p = 1 in 10 kimg, which kept the losses even (D about 0.6). Both phases are what the
-# committed base went through. G still came to lean on its noise inputs: see publish-demo-models.ts.
-cli finetune "${base_run[@]}" --epochs "$BASE_WARMUP_EPOCHS" --aug noaug
-cli finetune "${base_run[@]}" --epochs "$BASE_EPOCHS" --aug ada --ada-kimg 10 --gamma 0.1
+# 2. The base, from scratch. 64x64 with 128 channels up to 8x8, 64 at 16x16, 32 at 32x32 and 16
+# at 64x64 (cbase 1024, cmax 128), z and w 128, 2 mapping layers: 1.6x faster than cbase 2048
+# (32 channels at 64x64) on one wasm thread, measured (docs/demo-models.md), flat cartoon colours
+# need little at the top. R1 gamma 0.1 is twice the
+# auto rule's 0.0512 (0.0002 x 64^2 / 16): the 32x32 run's D won at the auto value. ADA reacts
+# within 100 kimg when D starts to over-fit 10,000 images; on a set this size it may stay near 0.
+# Path-length regularisation is off (as in NVIDIA's cifar config): it costs an extra G pass.
+say "base demo-faces, $BASE_EPOCHS epochs of $FACES x 2 images"
+base_run="$RUNS/faces"
+cli finetune --data "$faces_dir" --out "$base_run" --name demo-faces \
+  --resolution "$RES" --channel-base 1024 --channel-max 128 --z-dim 128 --w-dim 128 --mapping-layers 2 --mbstd 4 \
+  --batch 16 --gamma 0.1 --pl-weight 0 --aug ada --ada-kimg 100 --seed "$SEED" \
+  --epochs "$BASE_EPOCHS" --snapshot-every "$BASE_SNAPSHOT_EVERY"
+base=$(printf '%s/snapshot-epoch%05d.safetensors' "$base_run" "$BASE_EPOCHS")
+[ -f "$base" ] || { echo "the base run stopped before epoch $BASE_EPOCHS ($base missing)" >&2; exit 1; }
 
-base=$(ls runs/demo-faces/snapshot-epoch*.safetensors | sort | tail -n 1)
-cli finetune --base "$base" --data data/demo/lorelei32 --out runs/demo-lorelei --name demo-lorelei \
-  --epochs "$STYLE_EPOCHS" --snapshot-every 1 --batch 16 --freezed 1 --pl-weight 0 --ada-kimg 10
+# 3. The style, from the final base. The style run remembers its base: a longer base run later
+# (BASE_EPOCHS raised) must not continue a style run that started from an earlier base.
+say "style demo-$STYLE from $base, ladder $STYLE_LADDER"
+style_run="$RUNS/$STYLE"
+mkdir -p "$style_run"
+if [ -f "$style_run/BASE" ] && [ "$(cat "$style_run/BASE")" != "$base" ]; then
+  echo "$style_run was fine-tuned from $(cat "$style_run/BASE"), not $base: move it away to start over" >&2
+  exit 1
+fi
+echo "$base" > "$style_run/BASE"
+# FreezeD 1 (the 64x64 D block stays the base's), ADA fast enough for 800 images: the recipe of
+# the report's transfer runs, scaled; the late ladder snapshots are meant to over-fit.
+cli finetune --base "$base" --data "$style_dir" --out "$style_run" --name "demo-$STYLE" \
+  --batch 16 --gamma 0.1 --pl-weight 0 --freezed 1 --aug ada --ada-kimg 20 --seed "$SEED" \
+  --epochs "$STYLE_EPOCHS" --snapshot-every "$STYLE_SNAPSHOT_EVERY" --snapshot-epochs "$STYLE_LADDER"
 
-node --import tsx scripts/publish-demo-models.ts "$base" runs/demo-lorelei
+# 4. Publish. The first (32x32) demo models are kept under runs/ for the old-vs-new scores.
+say "publish into $PUBLISH"
+if [ "$PUBLISH" = checkpoints ] && [ ! -d "$RUNS/old-checkpoints" ]; then
+  mkdir -p "$RUNS/old-checkpoints"
+  cp checkpoints/demo-*.safetensors "$RUNS/old-checkpoints/"
+fi
+node --import tsx scripts/publish-demo-models.ts "$base" "$style_run" \
+  --epochs "$STYLE_LADDER" --style "demo-$STYLE" --out "$PUBLISH"
+du -ch "$PUBLISH"/demo-*.safetensors | tail -n 1

@@ -1,7 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { UserError } from '../src/errors.ts';
-import { NumpyRandomState, parseSeeds, randomSeed, zFromSeed, zFromSeed64 } from '../src/model/seeds.ts';
+import {
+  NumpyRandomState,
+  parseSeeds,
+  randomSeed,
+  variationZ,
+  zFromSeed,
+  zFromSeed64,
+} from '../src/model/seeds.ts';
 
 const fixture = JSON.parse(
   readFileSync(new URL('./fixtures/numpy_randn_seeds.json', import.meta.url), 'utf8'),
@@ -84,5 +91,44 @@ describe('randomSeed', () => {
       expect(Number.isInteger(seed) && seed >= 0 && seed < 2 ** 32).toBe(true);
     }
     expect(() => zFromSeed(randomSeed(), 2)).not.toThrow();
+  });
+});
+
+describe('variationZ', () => {
+  const cosine = (a: Float32Array, b: Float32Array) => {
+    let dot = 0;
+    let na = 0;
+    let nb = 0;
+    for (let i = 0; i < a.length; i++) {
+      dot += a[i] * b[i];
+      na += a[i] ** 2;
+      nb += b[i] ** 2;
+    }
+    return dot / Math.sqrt(na * nb);
+  };
+
+  it('is the face itself at strength 0 and moves away from it as the strength grows', () => {
+    const face = zFromSeed(42, 512);
+    expect(variationZ({ of: 42, strength: 0 }, 7, 512)).toEqual(face);
+    const near = cosine(face, variationZ({ of: 42, strength: 0.3 }, 7, 512));
+    const far = cosine(face, variationZ({ of: 42, strength: 1 }, 7, 512));
+    expect(near).toBeGreaterThan(0.9);
+    expect(far).toBeGreaterThan(0.6);
+    expect(far).toBeLessThan(near);
+    // Another face entirely is about orthogonal in 512 dimensions.
+    expect(Math.abs(cosine(face, zFromSeed(43, 512)))).toBeLessThan(0.2);
+  });
+
+  it('keeps the length of a typical z, so the mapping network sees a normal latent', () => {
+    const z = variationZ({ of: 1, strength: 0.6 }, 2, 512);
+    const length = Math.sqrt(z.reduce((sum, v) => sum + v * v, 0));
+    expect(length).toBeGreaterThan(Math.sqrt(512) * 0.9);
+    expect(length).toBeLessThan(Math.sqrt(512) * 1.1);
+  });
+
+  it('gives different variations for different noise seeds, the same for the same one', () => {
+    const a = variationZ({ of: 5, strength: 0.6 }, 1, 64);
+    expect(variationZ({ of: 5, strength: 0.6 }, 1, 64)).toEqual(a);
+    expect(variationZ({ of: 5, strength: 0.6 }, 2, 64)).not.toEqual(a);
   });
 });

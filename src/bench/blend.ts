@@ -4,6 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
+import { positiveInt } from '../cli/options.ts';
 import { initBackend } from '../model/backend.ts';
 import { generatorParams, loadImageGenerator, saveCheckpoint } from '../model/checkpoint/io.ts';
 import { defaultGeneratorConfig } from '../model/config.ts';
@@ -26,10 +27,10 @@ export function register(bench: Command): void {
     .option('--repeats <n>', 'repeats per measurement', '20')
     .action(async (opts: { res: string; repeats: string }, cmd: Command) => {
       const info = await initBackend(cmd.optsWithGlobals().backend);
-      const cfg = defaultGeneratorConfig({ resolution: Number(opts.res) });
+      const cfg = defaultGeneratorConfig({ resolution: positiveInt('--res', opts.res) });
       const a = initParams(Generator.specs(cfg), 1);
       const b = initParams(Generator.specs(cfg), 2);
-      const repeats = Number(opts.repeats);
+      const repeats = positiveInt('--repeats', opts.repeats);
       const time = (f: () => void) => {
         const ms: number[] = [];
         for (let i = 0; i < repeats; i++) {

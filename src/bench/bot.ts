@@ -10,9 +10,10 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import type { APIEmbed } from 'discord.js';
 import type { FacestyleBot } from '../bot/client.ts';
+import { positiveInt } from '../cli/options.ts';
 import type { LocalJobQueue } from '../jobs/create.ts';
 import type { BackendName } from '../model/backend.ts';
-import { machineDescription, markdownTable, positiveInt, today } from './common.ts';
+import { machineDescription, markdownTable, today } from './common.ts';
 
 /** The parity fixture's 32x32 generator: fast enough that the bot, not the model, is measured. */
 export const TINY_MODEL = fileURLToPath(
@@ -118,7 +119,7 @@ export async function measureBotBurst(options: BotBurstOptions): Promise<BotBurs
     { FacestyleBot: Bot },
     { VoteStore },
     { RegistryModelCatalog },
-    { ArchiveDatasetIntake },
+    { QueuedDatasetIntake },
     { ModelRegistry },
     { jobConfigFromEnv },
     { createJobQueue },
@@ -175,7 +176,12 @@ export async function measureBotBurst(options: BotBurstOptions): Promise<BotBurs
         backend: options.backend,
         adminRoleIds: [],
       },
-      services: { jobs: queue, models, datasets: new ArchiveDatasetIntake(join(dataDir, 'datasets')), votes },
+      services: {
+        jobs: queue,
+        models,
+        datasets: new QueuedDatasetIntake(queue, join(dataDir, 'datasets')),
+        votes,
+      },
       clientOptions: { rest: fake.restOptions() },
     });
     await bot.start();

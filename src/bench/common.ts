@@ -1,5 +1,4 @@
 import { cpus, totalmem } from 'node:os';
-import { UserError } from '../errors.ts';
 import type { BackendInfo } from '../model/backend.ts';
 
 export function machineDescription(info?: BackendInfo): string {
@@ -33,12 +32,4 @@ export async function timeIt(
   }
   const seconds = (performance.now() - start) / 1000;
   return { perSecond: iters / seconds, iters, seconds };
-}
-
-/** A bench flag that must be a whole number >= 1. */
-export function positiveInt(flag: string, value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1)
-    throw new UserError(`${flag} must be a whole number >= 1, got "${value}"`);
-  return n;
 }

@@ -11,6 +11,7 @@ import { createGzip } from 'node:zlib';
 import type { Command } from 'commander';
 import sharp from 'sharp';
 import tar from 'tar-stream';
+import { parseNumber, positiveInt } from '../cli/options.ts';
 import { type AlignMode, buildDataset, type DatasetReport } from '../datasets/index.ts';
 import { machineDescription, markdownTable, today } from './common.ts';
 
@@ -116,7 +117,7 @@ async function timeBuild(
 }
 
 export async function benchDataset(opts: DatasetBenchOptions): Promise<string> {
-  const resolution = Number(opts.res);
+  const resolution = positiveInt('--res', opts.res);
   const dir = await mkdtemp(join(tmpdir(), 'facestyle-bench-dataset-'));
   const rows: Array<Array<string | number>> = [];
   const row = (mode: string, { report, peakRssMiB }: TimedBuild) => {
@@ -136,12 +137,12 @@ export async function benchDataset(opts: DatasetBenchOptions): Promise<string> {
     process.stderr.write(`${mode}: ${rate} images/s\n`);
   };
   try {
-    const count = Number(opts.count);
+    const count = parseNumber('--count', opts.count, { integer: true });
     if (count > 0) {
       const build = await timeBuild(dir, 'center', count, syntheticPicture, 'center', resolution);
       row('center, synthetic 640x480 JPEG', build);
     }
-    const facesCount = Number(opts.facesCount);
+    const facesCount = parseNumber('--faces-count', opts.facesCount, { integer: true });
     if (facesCount > 0) {
       const build = await timeBuild(dir, 'faces', facesCount, await photoVariantMaker(), 'faces', resolution);
       row('faces, demo photos ~1900x1300 JPEG', build);

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
 import type { Command } from 'commander';
+import { positiveInt } from '../cli/options.ts';
 import { initBackend } from '../model/backend.ts';
 import {
   type ConfigHints,
@@ -137,7 +138,7 @@ export function register(bench: Command): void {
         const rows: Array<Array<string | number>> = [];
         const startRss: number[] = [];
         for (const input of inputs) {
-          for (let r = 0; r < Number(opts.repeats); r++) {
+          for (let r = 0; r < positiveInt('--repeats', opts.repeats); r++) {
             log(`importing ${input.file}...`);
             const out = join(dir, 'imported.safetensors');
             const { report, startRssKiB, peakRssKiB } = await runImport({

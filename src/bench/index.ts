@@ -3,10 +3,12 @@ import { register as blend } from './blend.ts';
 import { register as bot } from './bot.ts';
 import { register as dataset } from './dataset.ts';
 import { register as generate } from './generate.ts';
+import { register as generateE2e } from './generate-e2e.ts';
 import { register as importBench } from './import.ts';
 import { register as profile } from './profile.ts';
 import { register as project } from './project.ts';
 import { register as queue } from './queue.ts';
+import { register as score } from './score.ts';
 import { register as train } from './train.ts';
 
 /**
@@ -15,6 +17,7 @@ import { register as train } from './train.ts';
  */
 export const benches: Array<(bench: Command) => void> = [
   generate,
+  generateE2e,
   blend,
   dataset,
   queue,
@@ -23,4 +26,5 @@ export const benches: Array<(bench: Command) => void> = [
   importBench,
   bot,
   profile,
+  score,
 ];

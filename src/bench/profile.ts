@@ -3,6 +3,7 @@
 // Programs are GPU dispatches on webgpu and leaf kernels elsewhere. Op counts do not depend on the
 // channel widths or the batch, FLOPs do: count FLOPs at the real sizes (cpu or wasm, batch 1).
 import type { Command } from 'commander';
+import { positiveInt } from '../cli/options.ts';
 import { type BackendName, initBackend } from '../model/backend.ts';
 import { defaultDiscriminatorConfig, defaultGeneratorConfig } from '../model/config.ts';
 import { initParams } from '../model/init.ts';
@@ -12,7 +13,7 @@ import { trainingConvOps } from '../model/ops/grad/install.ts';
 import { disposeParams, type ParamStore } from '../model/params.ts';
 import { tf } from '../model/tf.ts';
 import { discriminatorFakeLoss, discriminatorRealLoss, generatorLoss } from '../model/train/loss.ts';
-import { markdownTable, positiveInt, today } from './common.ts';
+import { markdownTable, today } from './common.ts';
 import { countKernels, type KernelCounts } from './kernel-counter.ts';
 
 export interface ProfileOptions {

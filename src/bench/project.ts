@@ -3,6 +3,12 @@
 // perceptual loss is on) for randomly initialised networks at paper256 sizes; speed does not depend
 // on the weights. The W statistics pass before the first step is timed on its own.
 import type { Command } from 'commander';
+import {
+  type ArchitectureFlags,
+  addArchitectureOptions,
+  parseArchitecture,
+  positiveInt,
+} from '../cli/options.ts';
 import { initBackend } from '../model/backend.ts';
 import { defaultDiscriminatorConfig, defaultGeneratorConfig } from '../model/config.ts';
 import { initParams } from '../model/init.ts';
@@ -13,12 +19,10 @@ import { tf } from '../model/tf.ts';
 import { type ProjectOptions, project, wStatistics } from '../pipelines/projection.ts';
 import { machineDescription, markdownTable, today } from './common.ts';
 
-interface ProjectBenchOptions {
+interface ProjectBenchOptions extends ArchitectureFlags {
   backend: string;
   res: string;
   steps: string;
-  channelBase: string;
-  channelMax: string;
 }
 
 interface Variant {
@@ -61,60 +65,58 @@ async function stepsPerSecond(
 }
 
 export function register(bench: Command): void {
-  bench
+  const command = bench
     .command('project')
     .description('projection (toonify) steps per second, paper256-size networks')
     .option('--backend <name>', 'backend', process.env.FACESTYLE_BACKEND ?? 'auto')
     .option('--res <n>', 'resolution', '256')
-    .option('--steps <n>', 'timed steps per variant (after one untimed step)', '10')
-    .option('--channel-base <n>', 'channel_base', '16384')
-    .option('--channel-max <n>', 'channel_max', '512')
-    .action(async (opts: ProjectBenchOptions) => {
-      // `facestyle --backend X bench ...` and `bench project --backend X` both reach here: the root
-      // command claims the flag wherever it appears.
-      const info = await initBackend((bench.parent?.opts().backend as string | undefined) ?? opts.backend);
-      const resolution = Number(opts.res);
-      const sizes = {
-        resolution,
-        channelBase: Number(opts.channelBase),
-        channelMax: Number(opts.channelMax),
-      };
-      const gCfg = defaultGeneratorConfig(sizes);
-      const dCfg = defaultDiscriminatorConfig(sizes);
-      const gParams = initParams(Generator.specs(gCfg), 1);
-      const dParams = initParams(Discriminator.specs(dCfg), 2);
-      const G = new Generator(gCfg, gParams);
-      const D = new Discriminator(dCfg, dParams);
-      const target = tf.tidy(() =>
-        tf.clipByValue(G.generate(tf.randomNormal([1, gCfg.zDim], 0, 1, 'float32', 7)), -1, 1),
-      );
-      const steps = Number(opts.steps);
-      const rows: Array<Array<string | number>> = [];
-      const label = `${resolution} (base ${gCfg.channelBase}, max ${gCfg.channelMax})`;
-
-      const statsStart = performance.now();
-      await wStatistics(G, 10_000);
-      const statsSeconds = (performance.now() - statsStart) / 1000;
-      rows.push([
-        today(),
-        info.name,
-        label,
-        'W statistics, 10k z (once per projection)',
-        `${statsSeconds.toFixed(2)} s`,
-      ]);
-      process.stderr.write(`W statistics: ${statsSeconds.toFixed(2)} s\n`);
-
-      for (const variant of VARIANTS) {
-        const rate = await stepsPerSecond(G, target, steps, variant.options(D));
-        const speed = `${rate.toPrecision(3)} steps/s (${(1 / rate).toPrecision(3)} s/step)`;
-        rows.push([today(), info.name, label, variant.label, speed]);
-        process.stderr.write(`${variant.label}: ${speed}\n`);
-      }
-      target.dispose();
-      disposeParams(gParams);
-      disposeParams(dParams);
-      process.stdout.write(
-        `Machine: ${machineDescription(info)}\n\n${markdownTable(['date', 'backend', 'resolution / sizes', 'what', 'speed'], rows)}\n`,
-      );
+    .option('--steps <n>', 'timed steps per variant (after one untimed step)', '10');
+  addArchitectureOptions(command).action(async (opts: ProjectBenchOptions) => {
+    // `facestyle --backend X bench ...` and `bench project --backend X` both reach here: the root
+    // command claims the flag wherever it appears.
+    const info = await initBackend((bench.parent?.opts().backend as string | undefined) ?? opts.backend);
+    const resolution = positiveInt('--res', opts.res);
+    const sizes = { resolution, ...parseArchitecture(opts) };
+    const gCfg = defaultGeneratorConfig(sizes);
+    const dCfg = defaultDiscriminatorConfig({
+      resolution,
+      channelBase: sizes.channelBase,
+      channelMax: sizes.channelMax,
     });
+    const gParams = initParams(Generator.specs(gCfg), 1);
+    const dParams = initParams(Discriminator.specs(dCfg), 2);
+    const G = new Generator(gCfg, gParams);
+    const D = new Discriminator(dCfg, dParams);
+    const target = tf.tidy(() =>
+      tf.clipByValue(G.generate(tf.randomNormal([1, gCfg.zDim], 0, 1, 'float32', 7)), -1, 1),
+    );
+    const steps = positiveInt('--steps', opts.steps);
+    const rows: Array<Array<string | number>> = [];
+    const label = `${resolution} (base ${gCfg.channelBase}, max ${gCfg.channelMax})`;
+
+    const statsStart = performance.now();
+    await wStatistics(G, 10_000);
+    const statsSeconds = (performance.now() - statsStart) / 1000;
+    rows.push([
+      today(),
+      info.name,
+      label,
+      'W statistics, 10k z (once per projection)',
+      `${statsSeconds.toFixed(2)} s`,
+    ]);
+    process.stderr.write(`W statistics: ${statsSeconds.toFixed(2)} s\n`);
+
+    for (const variant of VARIANTS) {
+      const rate = await stepsPerSecond(G, target, steps, variant.options(D));
+      const speed = `${rate.toPrecision(3)} steps/s (${(1 / rate).toPrecision(3)} s/step)`;
+      rows.push([today(), info.name, label, variant.label, speed]);
+      process.stderr.write(`${variant.label}: ${speed}\n`);
+    }
+    target.dispose();
+    disposeParams(gParams);
+    disposeParams(dParams);
+    process.stdout.write(
+      `Machine: ${machineDescription(info)}\n\n${markdownTable(['date', 'backend', 'resolution / sizes', 'what', 'speed'], rows)}\n`,
+    );
+  });
 }

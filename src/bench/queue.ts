@@ -6,13 +6,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
+import { positiveInt } from '../cli/options.ts';
 import { UserError } from '../errors.ts';
 import { isRedisUrl } from '../jobs/bullmq/names.ts';
 import { BUILTIN_HANDLERS, type JobSystemConfig } from '../jobs/config.ts';
 import type { JobKind } from '../jobs/kinds.ts';
 import type { JobInfo } from '../jobs/types.ts';
 import { defaultStoreUrl } from '../store/keyv.ts';
-import { machineDescription, markdownTable, positiveInt, today } from './common.ts';
+import { machineDescription, markdownTable, today } from './common.ts';
 
 export interface QueueBenchOptions {
   jobs: string;

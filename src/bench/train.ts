@@ -4,6 +4,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
+import {
+  type Architecture,
+  type ArchitectureFlags,
+  addArchitectureOptions,
+  parseArchitecture,
+  positiveInt,
+} from '../cli/options.ts';
 import { initBackend } from '../model/backend.ts';
 import { defaultDiscriminatorConfig, defaultGeneratorConfig, type ModelConfig } from '../model/config.ts';
 import { initParams } from '../model/init.ts';
@@ -11,14 +18,10 @@ import { Discriminator } from '../model/networks/discriminator.ts';
 import { Generator } from '../model/networks/generator.ts';
 import { TrainingSet } from '../model/train/data.ts';
 import { finetune } from '../model/train/trainer.ts';
-import { machineDescription, markdownTable, positiveInt, today } from './common.ts';
+import { machineDescription, markdownTable, today } from './common.ts';
 
-export interface TrainBenchOptions {
+export interface TrainBenchOptions extends Architecture {
   resolution: number;
-  channelBase: number;
-  channelMax: number;
-  mappingLayers: number;
-  latentDim: number;
   batchSize: number;
   /** Timed minibatches, after `warmup` untimed ones; a multiple of 16 covers every regulariser. */
   steps: number;
@@ -38,8 +41,8 @@ export async function benchTraining(o: TrainBenchOptions): Promise<TrainBenchRes
     G: defaultGeneratorConfig({
       ...common,
       mappingLayers: o.mappingLayers,
-      zDim: o.latentDim,
-      wDim: o.latentDim,
+      zDim: o.zDim,
+      wDim: o.wDim,
     }),
     D: defaultDiscriminatorConfig(common),
   };
@@ -77,46 +80,39 @@ export async function benchTraining(o: TrainBenchOptions): Promise<TrainBenchRes
 }
 
 export function register(bench: Command): void {
-  bench
+  const command = bench
     .command('train')
     .description('seconds per kimg of the training loop (G, D, lazy R1 and path length, ADA, EMA)')
     .option('--res <px>', 'resolution', '32')
-    .option('--cbase <n>', 'channel base (paper256: 16384)', '16384')
-    .option('--cmax <n>', 'channel max (paper256: 512)', '512')
-    .option('--map <n>', 'mapping layers (paper256: 8)', '8')
-    .option('--latent <n>', 'z and w size', '512')
     .option('--batch <n>', 'minibatch (paper256: 64 on 8 GPUs; 32 on one)', '32')
     .option('--steps <n>', 'timed minibatches', '16')
-    .option('--warmup <n>', 'untimed minibatches first', '2')
-    .action(async (opts: Record<string, string>, cmd: Command) => {
-      const info = await initBackend(cmd.optsWithGlobals().backend);
-      const o: TrainBenchOptions = {
-        resolution: positiveInt('--res', opts.res),
-        channelBase: positiveInt('--cbase', opts.cbase),
-        channelMax: positiveInt('--cmax', opts.cmax),
-        mappingLayers: positiveInt('--map', opts.map),
-        latentDim: positiveInt('--latent', opts.latent),
-        batchSize: positiveInt('--batch', opts.batch),
-        steps: Math.max(2, positiveInt('--steps', opts.steps)),
-        warmup: positiveInt('--warmup', opts.warmup),
-      };
-      const r = await benchTraining(o);
-      process.stdout.write(
-        `${markdownTable(
-          ['date', 'backend', 'machine', 'res', 'cbase/cmax', 'batch', 's/kimg', 'img/s'],
+    .option('--warmup <n>', 'untimed minibatches first', '2');
+  addArchitectureOptions(command).action(async (opts: Record<string, string>, cmd: Command) => {
+    const info = await initBackend(cmd.optsWithGlobals().backend);
+    const o: TrainBenchOptions = {
+      resolution: positiveInt('--res', opts.res),
+      ...parseArchitecture(opts as unknown as ArchitectureFlags),
+      batchSize: positiveInt('--batch', opts.batch),
+      steps: Math.max(2, positiveInt('--steps', opts.steps)),
+      warmup: positiveInt('--warmup', opts.warmup),
+    };
+    const r = await benchTraining(o);
+    process.stdout.write(
+      `${markdownTable(
+        ['date', 'backend', 'machine', 'res', 'cbase/cmax', 'batch', 's/kimg', 'img/s'],
+        [
           [
-            [
-              today(),
-              info.name,
-              machineDescription(info),
-              o.resolution,
-              `${o.channelBase}/${o.channelMax}`,
-              o.batchSize,
-              r.secondsPerKimg.toFixed(1),
-              r.imagesPerSecond.toFixed(2),
-            ],
+            today(),
+            info.name,
+            machineDescription(info),
+            o.resolution,
+            `${o.channelBase}/${o.channelMax}`,
+            o.batchSize,
+            r.secondsPerKimg.toFixed(1),
+            r.imagesPerSecond.toFixed(2),
           ],
-        )}\n`,
-      );
-    });
+        ],
+      )}\n`,
+    );
+  });
 }

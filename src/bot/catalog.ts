@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { UserError } from '../errors.ts';
 import type { CheckpointKind } from '../model/checkpoint/io.ts';
 import type { ModelRegistry } from '../pipelines/registry.ts';
+import { bestScored } from '../pipelines/score/best.ts';
 import type { ModelCatalog, ModelKind, ModelSummary } from './services.ts';
 
 const KINDS: Record<CheckpointKind, ModelKind> = {
@@ -28,15 +29,18 @@ export class RegistryModelCatalog implements ModelCatalog {
     const entries = await this.registry.refresh();
     const latest = await this.registry.models();
     return latest.map((entry) => {
-      const snapshots = entries
-        .filter((e) => e.name === entry.name && e.epoch !== undefined)
-        .map((e) => e.epoch as number);
+      const snapshotEntries = entries.filter((e) => e.name === entry.name && e.epoch !== undefined);
+      const snapshots = snapshotEntries.map((e) => e.epoch as number);
+      const best = bestScored(snapshotEntries);
+      const score = (best ?? entry).score;
       return {
         name: entry.name,
         kind: KINDS[entry.kind],
         resolution: entry.resolution,
         parent: entry.parent,
         ...(snapshots.length ? { snapshots } : {}),
+        ...(best ? { bestEpoch: best.epoch } : {}),
+        ...(score ? { score: { metric: score.metric, kid: score.kid, kidStd: score.kidStd } } : {}),
         createdAt: Date.parse(entry.createdAt),
       };
     });

@@ -22,6 +22,7 @@ import { parseButtonId } from './components/ids.ts';
 import { findButtonHandler } from './components/index.ts';
 import type { BotConfig } from './config.ts';
 import { ContestAnnouncer } from './contest.ts';
+import { Cooldowns } from './cooldowns.ts';
 import { isGuildAdmin } from './permissions.ts';
 import { type Acknowledgement, type AnswerableInteraction, Responder } from './respond.ts';
 import type { BotServices } from './services.ts';
@@ -36,12 +37,18 @@ export interface BotTiming {
   positionRefreshMs: number;
   /** Interaction token lifetime to plan status messages with (Discord: 15 min). */
   tokenLifetimeMs?: number;
+  /** A job still queued this long after its command shows "Queued"; one that starts sooner never does. */
+  queuedGraceMs: number;
+  /** Owners of jobs that took longer than this from their command are pinged when they end. */
+  pingAfterMs: number;
 }
 
 export const DEFAULT_TIMING: BotTiming = {
   ackSafetyMs: 1_500,
   progressRefreshMs: 4_000,
   positionRefreshMs: 15_000,
+  queuedGraceMs: 1_500,
+  pingAfterMs: 20_000,
 };
 
 export interface BotOptions {
@@ -84,6 +91,7 @@ export class FacestyleBot {
     this.tracker = new JobTracker(options.services.jobs, options.services.votes, this.log, {
       refreshMs: this.timing.progressRefreshMs,
       positionRefreshMs: this.timing.positionRefreshMs,
+      pingAfterMs: this.timing.pingAfterMs,
     });
     if (options.config.contestSchedule) {
       this.contest = new ContestAnnouncer(this.client, options.services.votes, {
@@ -96,9 +104,11 @@ export class FacestyleBot {
       config: options.config,
       client: this.client,
       tracker: this.tracker,
+      cooldowns: new Cooldowns(),
       log: this.log,
       commands: COMMANDS,
       tokenLifetimeMs: this.timing.tokenLifetimeMs,
+      queuedGraceMs: this.timing.queuedGraceMs,
     };
     this.client.on(Events.InteractionCreate, (interaction) => void this.dispatch(interaction));
     this.client.on(Events.Error, (err) => this.log.error('discord client error', { error: err.message }));
@@ -249,10 +259,15 @@ export class FacestyleBot {
   ): Promise<void> {
     const receivedAt = Date.now();
     const respond = new Responder(interaction);
+    const isAdmin = isGuildAdmin(interaction, this.context.config.adminRoleIds);
     const ctx: InteractionContext = {
       ...this.context,
       respond,
-      isAdmin: isGuildAdmin(interaction, this.context.config.adminRoleIds),
+      isAdmin,
+      // Outside a server (refused below) the member has no server and no admin rights.
+      actor: interaction.guildId
+        ? { userId: interaction.user.id, guildId: interaction.guildId, isAdmin }
+        : { userId: interaction.user.id, guildId: '', isAdmin: false },
     };
     const safetyNet = setTimeout(() => {
       respond

@@ -6,8 +6,10 @@ import type {
   Client,
   RESTPostAPIChatInputApplicationCommandsJSONBody,
 } from 'discord.js';
+import type { Actor } from '../jobs/types.ts';
 import type { Logger } from '../log.ts';
 import type { BotConfig } from './config.ts';
+import type { Cooldowns } from './cooldowns.ts';
 import type { Acknowledgement, Responder, Visibility } from './respond.ts';
 import type { BotServices } from './services.ts';
 import type { JobTracker } from './tracker.ts';
@@ -18,11 +20,15 @@ export interface BotContext {
   config: BotConfig;
   client: Client;
   tracker: JobTracker;
+  /** Cooldowns checked before a public acknowledgement. */
+  cooldowns: Cooldowns;
   log: Logger;
   /** Every command, for /help. */
   commands: readonly SlashCommand[];
   /** Interaction token lifetime assumed by status messages (Discord: 15 min). */
   tokenLifetimeMs?: number;
+  /** How long a new job's reply waits before it shows "Queued" (BotTiming.queuedGraceMs). */
+  queuedGraceMs?: number;
 }
 
 /** What one interaction's handler gets besides the interaction. */
@@ -30,6 +36,11 @@ export interface InteractionContext extends BotContext {
   respond: Responder;
   /** Manage Server (or Administrator) permission, or one of FACESTYLE_ADMIN_ROLES. */
   isAdmin: boolean;
+  /**
+   * The member as the job queue sees them: their server and their rights there. Every queue call
+   * takes this one, so admin rights and server caps always key on the interaction's server.
+   */
+  actor: Actor;
 }
 
 export interface SlashCommand {

@@ -186,7 +186,7 @@ export class ContestAnnouncer {
         if (!channel?.isSendable())
           throw new Error(`channel ${id} is not a text channel the bot can post in`);
         const message = await channel.send({
-          content: `🏆 **${periodName(period)}**: ${discordTimestamp(period.start, 'f')} to ${discordTimestamp(period.end, 'f')}. Congratulations <@${winners[0].authorId}>!`,
+          content: `🏆 **${periodName(period, winners)}**: ${discordTimestamp(period.start, 'f')} to ${discordTimestamp(period.end, 'f')}. Congratulations <@${winners[0].authorId}>!`,
           embeds,
           files,
           // Winners are named, not pinged: an announcement should not wake people up.
@@ -206,11 +206,17 @@ export class ContestAnnouncer {
   }
 }
 
-function periodName(period: ContestPeriod): string {
+/** What the winners are, by kind: "Blend" only when every winner is a blend. */
+const WINNER_NOUNS: Record<string, string> = { blend: 'Blend', generate: 'Face' };
+
+/** "Blend of the week", "Face of the day", "Top results of the week"; "Contest results" otherwise. */
+export function periodName(period: ContestPeriod, winners: ReadonlyArray<{ kind: string }> = []): string {
   const days = Math.round((period.end - period.start) / DAY_MS);
-  if (days === 7) return 'Blend of the week';
-  if (days === 1) return 'Blend of the day';
-  return 'Contest results';
+  const span = days === 7 ? 'the week' : days === 1 ? 'the day' : undefined;
+  if (!span) return 'Contest results';
+  const kinds = new Set(winners.map((w) => w.kind));
+  const noun = kinds.size === 1 ? WINNER_NOUNS[[...kinds][0]] : undefined;
+  return `${noun ?? 'Top results'} of ${span}`;
 }
 
 async function exists(path: string): Promise<boolean> {

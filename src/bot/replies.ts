@@ -57,29 +57,59 @@ export function formatSeeds(seeds: number[]): string {
   return parts.join(', ');
 }
 
+/**
+ * A model as members know it: its name, never a file path. Jobs may hold a checkpoint path (a
+ * fine-tune's snapshot); the file name without folder and extension stands in for it when the job
+ * does not say which model and epoch it is.
+ */
+export function modelLabel(reference: string): string {
+  if (!/[\\/]/.test(reference)) return reference;
+  const file = reference.split(/[\\/]/).pop() ?? reference;
+  return file.replace(/\.(safetensors|pkl|pt|pth)$/i, '');
+}
+
+/** The style model of a blend: "toons epoch 20" from the job's meta, else its file's name. */
+export function blendStyleLabel(job: JobInfo): string {
+  if (job.kind !== 'blend') return '';
+  const { styleModel, styleEpoch } = job.meta;
+  if (styleModel) return styleEpoch ? `${styleModel} epoch ${styleEpoch}` : styleModel;
+  return modelLabel(job.payload.style);
+}
+
 /** One line saying what a job makes. */
 export function describeJob(job: JobInfo): string {
   switch (job.kind) {
     case 'generate': {
       const p = job.payload;
       const n = p.seeds.length;
-      return `${n} face${n === 1 ? '' : 's'} from **${p.checkpoint}** · seed${n === 1 ? '' : 's'} ${formatSeeds(p.seeds)} · psi ${p.psi}`;
+      return `${n} face${n === 1 ? '' : 's'} from **${modelLabel(p.checkpoint)}** · seed${n === 1 ? '' : 's'} ${formatSeeds(p.seeds)} · psi ${p.psi}`;
     }
     case 'blend': {
       const p = job.payload;
-      return `**${p.base}** × **${p.style}** at ${p.layer}px · seeds ${formatSeeds(p.seeds)} · psi ${p.psi}`;
+      const picked = job.meta.snapshotNote ? `\nstyle: ${job.meta.snapshotNote}` : '';
+      return `**${modelLabel(p.base)}** × **${blendStyleLabel(job)}** at ${p.layer}px · seeds ${formatSeeds(p.seeds)} · psi ${p.psi}${picked}`;
     }
     case 'finetune': {
       const p = job.payload;
-      return `fine-tune of **${p.base}**: ${p.epochs} epochs, a snapshot every ${p.snapshotEvery}`;
+      const name = job.meta.modelName ? `**${job.meta.modelName}** ` : '';
+      return `fine-tune ${name}from **${modelLabel(p.base)}**: ${p.epochs} epoch${p.epochs === 1 ? '' : 's'}, a snapshot every ${p.snapshotEvery}`;
     }
     case 'toonify': {
       const p = job.payload;
-      return p.blend ? `toonify with **${p.blend}**` : `toonify with **${p.style}** at ${p.layer}px`;
+      return p.blend
+        ? `toonify with **${modelLabel(p.blend)}**`
+        : `toonify with **${modelLabel(p.style ?? '')}** at ${p.layer}px`;
     }
+    case 'dataset':
+      return `dataset for **${job.meta.modelName ?? 'a fine-tune'}** (${job.payload.align} alignment)`;
     case 'noop':
       return 'test job';
   }
+}
+
+/** The ETA line: at `etaAt` when the caller keeps one steady, else from the job's estimate. */
+function shownEta(job: JobInfo, now: number, etaAt?: number): string {
+  return etaAt === undefined ? etaLine(job.etaSeconds, now) : `done ${discordTimestamp(etaAt)}`;
 }
 
 const STATUS_TITLES: Record<JobInfo['status'], string> = {
@@ -96,7 +126,7 @@ const STATUS_TITLES: Record<JobInfo['status'], string> = {
  */
 export function jobStatusEmbed(
   job: JobInfo,
-  options: { previewName?: string; now?: number } = {},
+  options: { previewName?: string; now?: number; etaAt?: number } = {},
 ): EmbedBuilder {
   const now = options.now ?? Date.now();
   const lines = [describeJob(job)];
@@ -108,16 +138,16 @@ export function jobStatusEmbed(
     cancelled: Colors.neutral,
   }[job.status];
   if (job.status === 'queued') {
-    lines.push(`Position **${job.position ?? '?'}** in the queue · ${etaLine(job.etaSeconds, now)}`);
+    lines.push(`Position **${job.position ?? '?'}** in the queue · ${shownEta(job, now, options.etaAt)}`);
   } else if (job.status === 'running') {
     const progress = job.progress;
     lines.push(
       `${progress?.stage ?? 'starting'}`,
       progressBar(progress?.fraction ?? 0),
-      etaLine(job.etaSeconds, now),
+      shownEta(job, now, options.etaAt),
     );
   } else if (job.status === 'failed' || job.status === 'cancelled') {
-    lines.push(job.failure?.message ?? 'no reason given');
+    lines.push(failureLine(job));
   }
   const embed = new EmbedBuilder()
     .setTitle(STATUS_TITLES[job.status])
@@ -126,6 +156,21 @@ export function jobStatusEmbed(
     .setFooter({ text: `job ${job.id}` });
   if (options.previewName) embed.setImage(`attachment://${options.previewName}`);
   return embed;
+}
+
+const INTERNAL_REFERENCE = /^an internal error stopped the job \(log reference ([0-9a-f]{8})\)$/;
+
+/**
+ * Why a job ended, for members. Failures of code `error` are internal: only the queue's own
+ * "log reference" wording is shown; any other text under that code (a record from an older
+ * version, a foreign error) is replaced by the job id, which the worker log is keyed by too.
+ */
+export function failureLine(job: Pick<JobInfo, 'id' | 'failure'>): string {
+  const failure = job.failure;
+  if (!failure) return 'no reason given';
+  if (failure.code !== 'error') return failure.message;
+  const reference = INTERNAL_REFERENCE.exec(failure.message)?.[1];
+  return `Something went wrong on our side; it is not something you did. If it keeps happening, tell an admin and quote \`${reference ?? job.id}\`.`;
 }
 
 export function cancelButton(jobId: string): ButtonBuilder {

@@ -132,6 +132,18 @@ export class Responder {
     });
   }
 
+  /**
+   * A new message after the reply, which stays as it is (a summary the member still needs). Its
+   * creation notifies anyone it mentions, which an edit never does.
+   */
+  followUp(payload: InteractionReplyOptions, visibility: Visibility): Promise<Message> {
+    return this.serially(async () => {
+      if (this.state === 'open') throw new Error('a follow-up needs an acknowledged interaction');
+      const flags = visibility === 'ephemeral' ? { flags: MessageFlags.Ephemeral as const } : {};
+      return this.interaction.followUp({ ...payload, ...flags } as InteractionReplyOptions);
+    });
+  }
+
   /** Tells the member what went wrong, privately. */
   fail(err: unknown, reference: string): Promise<void> {
     return this.whisper(errorReply(err, reference));

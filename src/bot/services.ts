@@ -6,7 +6,10 @@ import type { JobQueue } from '../jobs/types.ts';
 import type { VoteStore } from '../store/votes.ts';
 
 /** The job queue as the bot uses it. `createJobQueue()`'s queue satisfies it. */
-export type BotJobs = Pick<JobQueue<JobKinds>, 'submit' | 'get' | 'list' | 'cancel' | 'subscribe' | 'stats'>;
+export type BotJobs = Pick<
+  JobQueue<JobKinds>,
+  'submit' | 'admit' | 'get' | 'list' | 'cancel' | 'subscribe' | 'stats'
+>;
 
 export type ModelKind = 'base' | 'finetuned' | 'blend';
 
@@ -20,6 +23,10 @@ export interface ModelSummary {
   parent?: string;
   /** Epochs with a saved snapshot (fine-tunes), oldest first. */
   snapshots?: number[];
+  /** The best-scored snapshot's epoch (fine-tunes whose snapshots were scored). */
+  bestEpoch?: number;
+  /** KID against the training images: the best snapshot's, or the model's own. */
+  score?: { metric: string; kid: number; kidStd: number };
   /** One line for /models. */
   description?: string;
   createdAt?: number;
@@ -38,6 +45,8 @@ export interface ModelCatalog {
   reserveRunDir(name: string): Promise<string>;
 }
 
+export type DatasetAlign = 'auto' | 'faces' | 'center';
+
 export interface ImportedDataset {
   /** Prepared dataset folder, what FinetunePayload.datasetDir takes. */
   datasetDir: string;
@@ -45,21 +54,32 @@ export interface ImportedDataset {
   images: number;
   /** Entries skipped (not an image, no face, duplicate), for the summary. */
   skipped: number;
+  /** How the kept images were cropped: on a detected face, or centred. */
+  keptBy?: { faces: number; center: number };
+  /** Why entries were skipped, in words ("no face found: 2, duplicates: 1"). */
+  notUsed?: string;
+  /** The alignment asked for. */
+  align?: DatasetAlign;
   /** A PNG of the kept faces, for the admin to check before the training starts. */
   contactSheet?: string;
 }
 
+export interface ImportOptions {
+  name: string;
+  /** Side of the training images: the base model's resolution. */
+  resolution: number;
+  /** Default auto: aligned where a face is detected, centre-cropped otherwise. */
+  align?: DatasetAlign;
+  /** The admin who uploaded it (the owner of the dataset job). */
+  ownerId: string;
+  /** Where the job belongs (guild, channel), as for any job. */
+  meta?: Record<string, string>;
+  onProgress?: (fraction: number, stage: string) => void;
+}
+
 export interface DatasetIntake {
   /** Checks, unpacks and aligns an uploaded archive; throws `UserError`s a member can act on. */
-  importArchive(
-    archivePath: string,
-    options: {
-      name: string;
-      /** Side of the training images: the base model's resolution. */
-      resolution: number;
-      onProgress?: (fraction: number, stage: string) => void;
-    },
-  ): Promise<ImportedDataset>;
+  importArchive(archivePath: string, options: ImportOptions): Promise<ImportedDataset>;
 }
 
 export interface BotServices {

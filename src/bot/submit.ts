@@ -2,6 +2,7 @@
 import type { ButtonInteraction, ChatInputCommandInteraction } from 'discord.js';
 import type { JobKind, JobKinds, PayloadOf } from '../jobs/kinds.ts';
 import type { InteractionContext } from './command.ts';
+import { checkCooldown } from './cooldowns.ts';
 import { InteractionReplyTarget } from './tracker.ts';
 
 /** The job's caller context: where its messages go after the interaction token ran out. */
@@ -20,13 +21,22 @@ export async function submitAndShow<K extends JobKind>(
   ctx: InteractionContext,
   kind: K,
   payload: PayloadOf<JobKinds, K>,
+  /**
+   * More of the job's caller context: model names for display, the result a reroll comes from,
+   * `snapshotNote` (which snapshot a /blend picked by itself, shown with the job).
+   */
+  extraMeta: Record<string, string> = {},
 ): Promise<void> {
+  checkCooldown(ctx, interaction.user.id, kind);
   await ctx.respond.defer('public');
   const job = await ctx.services.jobs.submit({
     kind,
     payload,
-    actor: { userId: interaction.user.id, isAdmin: ctx.isAdmin },
-    meta: jobMeta(interaction),
+    actor: ctx.actor,
+    meta: { ...jobMeta(interaction), ...extraMeta },
   });
-  await ctx.tracker.watch(job, new InteractionReplyTarget(ctx.respond, ctx.client, ctx.tokenLifetimeMs));
+  ctx.cooldowns.record(interaction.user.id, kind);
+  await ctx.tracker.watch(job, new InteractionReplyTarget(ctx.respond, ctx.client, ctx.tokenLifetimeMs), {
+    queuedGraceMs: ctx.queuedGraceMs,
+  });
 }

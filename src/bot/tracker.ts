@@ -15,7 +15,7 @@ import { isTerminal, type JobEvent, type JobInfo } from '../jobs/types.ts';
 import type { Logger } from '../log.ts';
 import type { VoteStore } from '../store/votes.ts';
 import { renderJob, type ShownPreview, type StatusPayload, VOTABLE_KINDS } from './job-views.ts';
-import { formatSeeds } from './replies.ts';
+import { blendStyleLabel, formatSeeds, messageLink, modelLabel } from './replies.ts';
 import type { Responder } from './respond.ts';
 import type { BotJobs } from './services.ts';
 
@@ -24,6 +24,12 @@ export interface StatusTarget {
   readonly uploadLimit: number;
   /** Sends or edits the status message; resolves with where it is. */
   show(payload: StatusPayload): Promise<{ channelId: string; messageId: string }>;
+  /**
+   * A new message for the job's owner, after the status message: `private` ones only where the
+   * target can make them (an interaction's ephemeral follow-up), skipped elsewhere; `ping` ones
+   * mention the owner, which notifies them (an edit never does).
+   */
+  tell?(text: string, options: { private?: boolean; ping?: string }): Promise<void>;
 }
 
 function toDiscord(payload: StatusPayload): MessageEditOptions & { content?: string } {
@@ -72,6 +78,18 @@ export class ChannelMessageTarget implements StatusTarget {
     this.messageId = message.id;
     return { channelId: this.channelId, messageId: message.id };
   }
+
+  async tell(text: string, options: { private?: boolean; ping?: string }): Promise<void> {
+    // A channel has no message only one member sees.
+    if (options.private) return;
+    const channel = await this.client.channels.fetch(this.channelId);
+    if (!channel?.isSendable()) return;
+    await channel.send({
+      content: text,
+      allowedMentions: { users: options.ping ? [options.ping] : [] },
+      ...(this.messageId ? { reply: { messageReference: this.messageId, failIfNotExists: false } } : {}),
+    });
+  }
 }
 
 // Edits stop a little before Discord's 15 minutes, so the last one never races the expiry.
@@ -113,6 +131,18 @@ export class InteractionReplyTarget implements StatusTarget {
     }
     return this.fallback.show(payload);
   }
+
+  async tell(text: string, options: { private?: boolean; ping?: string }): Promise<void> {
+    const age = Date.now() - this.respond.interaction.createdTimestamp;
+    if (!this.fallback && age < this.tokenLifetimeMs) {
+      await this.respond.followUp(
+        { content: text, allowedMentions: { users: options.ping ? [options.ping] : [] } },
+        options.private ? 'ephemeral' : 'public',
+      );
+      return;
+    }
+    await this.fallback?.tell(text, options);
+  }
 }
 
 interface Watch {
@@ -120,6 +150,12 @@ interface Watch {
   target: StatusTarget;
   lastShownAt: number;
   shownPreview?: ShownPreview;
+  /** What the message looks like now, to skip edits that change nothing a member sees. */
+  shownLook?: string;
+  /** The ETA the message shows, kept while the estimate stays near it. */
+  shownEtaAt?: number;
+  /** Ends the grace before a first "Queued" when the job moves on. */
+  wake?: () => void;
   timer?: NodeJS.Timeout;
   chain: Promise<void>;
   done: boolean;
@@ -135,7 +171,12 @@ export interface TrackerOptions {
    * sends them no event. Default 15 s.
    */
   positionRefreshMs?: number;
+  /** Owners are pinged when a job that took longer than this from submission ends. Default 20 s. */
+  pingAfterMs?: number;
 }
+
+/** Jobs whose ETA moves by less than this (or 10 % of what is left) keep the ETA they show. */
+const ETA_STEADY_MS = 15_000;
 
 export class JobTracker {
   private readonly watches = new Map<string, Watch>();
@@ -175,7 +216,11 @@ export class JobTracker {
    * Shows `job` on `target` now and keeps it updated until the job ends. Resolves once the first
    * status is shown; `finished` resolves after the last edit.
    */
-  async watch(job: JobInfo, target: StatusTarget): Promise<{ finished: Promise<void> }> {
+  async watch(
+    job: JobInfo,
+    target: StatusTarget,
+    options: { queuedGraceMs?: number } = {},
+  ): Promise<{ finished: Promise<void> }> {
     let resolveDone = () => {};
     const finished = new Promise<void>((resolve) => {
       resolveDone = resolve;
@@ -193,6 +238,18 @@ export class JobTracker {
     // The job may have moved on between submit and now: show its latest state.
     const latest = (await this.jobs.get(job.id)) ?? job;
     if (isTerminal(latest.status)) watch.job = latest;
+    // Most jobs start at once: "Queued" for a fraction of a second is noise. The reply keeps
+    // "thinking" a moment; an event in the meantime shows the job as it is then.
+    if (options.queuedGraceMs && watch.job.status === 'queued') {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, options.queuedGraceMs);
+        watch.wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      watch.wake = undefined;
+    }
     await this.flush(watch);
     return { finished };
   }
@@ -200,7 +257,8 @@ export class JobTracker {
   /** Re-reads waiting jobs and shows those whose place in line or ETA moved. */
   private async refreshPositions(): Promise<void> {
     for (const watch of this.watches.values()) {
-      if (watch.done || watch.job.status !== 'queued') continue;
+      // In its grace a job shows nothing yet; watch() shows it when the grace ends.
+      if (watch.done || watch.job.status !== 'queued' || watch.wake) continue;
       const latest = await this.jobs.get(watch.job.id).catch(() => undefined);
       if (!latest || watch.done) continue;
       if (latest.status !== 'queued') continue; // its own events cover any other change
@@ -214,6 +272,8 @@ export class JobTracker {
     const watch = this.watches.get(event.job.id);
     if (!watch || watch.done) return;
     watch.job = event.job;
+    if (event.job.status !== 'queued') watch.wake?.();
+    else if (watch.wake) return;
     if (isTerminal(event.job.status)) {
       clearTimeout(watch.timer);
       void this.flush(watch);
@@ -249,16 +309,72 @@ export class JobTracker {
         uploadLimit: watch.target.uploadLimit,
         shownPreview: watch.shownPreview,
         votes: votable ? this.votes.count(job.id) : undefined,
+        etaAt: terminal ? undefined : this.steadyEta(watch, job),
       });
+      const look = lookOf(payload);
+      if (!terminal && !payload.files?.length && look === watch.shownLook) return;
       const where = await watch.target.show(payload);
+      watch.shownLook = look;
       watch.shownPreview = payload.preview;
       watch.lastShownAt = Date.now();
       if (votable) this.registerResult(job, where);
+      if (terminal) await this.tellOwner(watch, job, where);
     } finally {
       if (terminal) {
         this.watches.delete(job.id);
         watch.resolveDone();
       }
+    }
+  }
+
+  /** When the job is expected to end: the one shown, unless the estimate moved well away from it. */
+  private steadyEta(watch: Watch, job: JobInfo): number | undefined {
+    if (job.etaSeconds === null || job.etaSeconds === undefined || !Number.isFinite(job.etaSeconds))
+      return undefined;
+    const now = Date.now();
+    const etaAt = now + job.etaSeconds * 1000;
+    const shown = watch.shownEtaAt;
+    const tolerance = Math.max(ETA_STEADY_MS, 0.1 * job.etaSeconds * 1000);
+    if (shown !== undefined && shown > now && Math.abs(etaAt - shown) < tolerance) return shown;
+    watch.shownEtaAt = etaAt;
+    return etaAt;
+  }
+
+  /**
+   * After the last edit: privately, which face of how many a toonify used; and a ping for the
+   * owner of a job that took a while (an edited message notifies no one).
+   */
+  private async tellOwner(
+    watch: Watch,
+    job: JobInfo,
+    where: { channelId: string; messageId: string },
+  ): Promise<void> {
+    const tell = watch.target.tell?.bind(watch.target);
+    if (!tell) return;
+    const notes: Array<Promise<void>> = [];
+    if (job.kind === 'toonify' && job.status === 'completed' && job.result && job.result.face.count > 1) {
+      const { index, count } = job.result.face;
+      const which = index === 0 ? 'the largest' : `face ${index} (0 is the largest)`;
+      notes.push(
+        tell(
+          `Your photo shows ${count} faces; I used ${which}. To pick another, run /toonify again with \`face:\` from 0 (largest) to ${count - 1} (smallest).`,
+          { private: true },
+        ),
+      );
+    }
+    const took = (job.finishedAt ?? Date.now()) - job.createdAt;
+    if (
+      (job.status === 'completed' || job.status === 'failed') &&
+      took > (this.options.pingAfterMs ?? 20_000)
+    ) {
+      const guildId = job.meta.guildId ?? '';
+      const link = messageLink(guildId, where.channelId, where.messageId);
+      const what = job.status === 'completed' ? 'is ready' : 'could not finish';
+      notes.push(tell(`<@${job.userId}> your ${job.kind} ${what}: ${link}`, { ping: job.userId }));
+    }
+    for (const result of await Promise.allSettled(notes)) {
+      if (result.status === 'rejected')
+        this.log.warn('could not tell a job owner', { job: job.id, error: (result.reason as Error).message });
     }
   }
 
@@ -286,12 +402,23 @@ export class JobTracker {
   }
 }
 
+/** Everything a member sees of a status payload, to compare two of them. */
+function lookOf(payload: StatusPayload): string {
+  return JSON.stringify({
+    content: payload.content ?? '',
+    embeds: payload.embeds.map((e) => e.toJSON()),
+    components: payload.components.map((c) => c.toJSON()),
+    preview: payload.preview?.key,
+  });
+}
+
 /** One line naming a result on the leaderboard. */
 function resultTitle(job: JobInfo): string {
   if (job.kind === 'generate')
-    return `seeds ${formatSeeds(job.payload.seeds)} · ${job.payload.checkpoint} · psi ${job.payload.psi}`;
-  if (job.kind === 'blend') return `${job.payload.base} × ${job.payload.style} at ${job.payload.layer}px`;
+    return `seeds ${formatSeeds(job.payload.seeds)} · ${modelLabel(job.payload.checkpoint)} · psi ${job.payload.psi}`;
+  if (job.kind === 'blend')
+    return `${modelLabel(job.payload.base)} × ${blendStyleLabel(job)} at ${job.payload.layer}px`;
   if (job.kind === 'toonify')
-    return `toonify · ${job.payload.blend ?? `${job.payload.style} at ${job.payload.layer}px`}`;
+    return `toonify · ${job.payload.blend ? modelLabel(job.payload.blend) : `${modelLabel(job.payload.style ?? '')} at ${job.payload.layer}px`}`;
   return job.kind;
 }

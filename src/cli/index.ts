@@ -33,6 +33,11 @@ try {
     process.stderr.write(`error: ${err.message}\n${err.hint ? `hint: ${err.hint}\n` : ''}`);
     process.exitCode = 1;
   } else {
-    throw err;
+    // Printed here rather than rethrown: the wasm backend's runtime rethrows uncaught errors from
+    // its own handler, which made Node print its 40 KB minified source line and exit with 7.
+    process.stderr.write(
+      `internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
+    process.exitCode = 2;
   }
 }

@@ -1,13 +1,22 @@
 // buildDataset: input (archive or folder) -> dataset folder with numbered PNGs, manifest, stats and
 // contact sheet. The folder is assembled under a hidden temporary name next to it and renamed into
-// place when complete, so a crash or a refused archive leaves nothing behind, and an existing
-// dataset folder is always a finished one (which is what makes reuse safe).
+// place when complete and accepted, so a crash, a full disk, a refused archive or too few usable
+// images leave nothing behind (the name stays free for a retry), and an existing dataset folder
+// is always a finished one (which is what makes reuse safe).
 
 import { mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { logger } from '../log.ts';
 import { writeContactSheet } from './contact-sheet.ts';
-import { type DHash, dHash, dHashHex, hammingDistance } from './dhash.ts';
+import {
+  confirmationThumb,
+  type DHash,
+  DUPLICATE_MAX_MEAN_DIFFERENCE,
+  dHash,
+  dHashHex,
+  hammingDistance,
+  meanDifference,
+} from './dhash.ts';
 import { displayName } from './entry-path.ts';
 import { DatasetError } from './errors.ts';
 import { rawInput } from './image.ts';
@@ -16,7 +25,7 @@ import { datasetKey, inputFingerprint } from './key.ts';
 import { type ArchiveLimits, resolveLimits } from './limits.ts';
 import { type PrepareOptions, prepareImage } from './prepare.ts';
 import {
-  type AlignMode,
+  ALIGN_MODES,
   type BuildDatasetOptions,
   type DatasetReport,
   type DatasetStats,
@@ -61,8 +70,14 @@ export async function buildDataset(options: BuildDatasetOptions): Promise<Datase
     return requireEnoughImages(existing, settings.minImages);
   }
 
-  await mkdir(dirname(outDir), { recursive: true });
-  const work = await mkdtemp(join(dirname(outDir), `.${basename(outDir)}.partial-`));
+  const parent = dirname(outDir);
+  let work: string;
+  try {
+    await mkdir(parent, { recursive: true });
+    work = await mkdtemp(join(parent, `.${basename(outDir)}.partial-`));
+  } catch (err) {
+    throw diskError(err, parent) ?? err;
+  }
   let report: DatasetReport;
   try {
     report = await buildInto(work, outDir, {
@@ -73,13 +88,39 @@ export async function buildDataset(options: BuildDatasetOptions): Promise<Datase
       outputOptions,
       onProgress: options.onProgress,
     });
+    // Refused before it is published: a name stays free for a retry with more images.
+    requireEnoughImages(report, settings.minImages);
     await rename(work, outDir);
   } catch (err) {
     await rm(work, { recursive: true, force: true });
-    throw err;
+    throw diskError(err, parent) ?? err;
   }
   log.info('dataset built', { outDir, key: key.slice(0, 12), kept: report.kept, seconds: report.seconds });
-  return requireEnoughImages(report, settings.minImages);
+  return report;
+}
+
+const DISK_FULL_CODES = new Set(['ENOSPC', 'EDQUOT']);
+const NOT_WRITABLE_CODES = new Set(['EROFS', 'EACCES', 'EPERM']);
+
+/**
+ * A write that failed for lack of space or permission, as a DatasetError saying so (sharp reports
+ * a full disk in its message only, without an errno code); undefined for any other error.
+ */
+export function diskError(err: unknown, folder: string): DatasetError | undefined {
+  if (err instanceof DatasetError) return undefined;
+  const code = (err as NodeJS.ErrnoException | undefined)?.code ?? '';
+  const message = err instanceof Error ? err.message : '';
+  if (DISK_FULL_CODES.has(code) || /no space left on device|disk quota exceeded/i.test(message))
+    return new DatasetError(
+      `the disk holding ${folder} is full: the dataset could not be written, and nothing of it was kept`,
+      'free some space (or choose another output folder) and run it again',
+    );
+  if (NOT_WRITABLE_CODES.has(code) || /read-only file system/i.test(message))
+    return new DatasetError(
+      `cannot write to ${folder} (${code || 'read-only file system'}): nothing was written`,
+      'choose an output folder you can write to',
+    );
+  return undefined;
 }
 
 interface BuildContext {
@@ -97,7 +138,7 @@ async function buildInto(work: string, outDir: string, context: BuildContext): P
   await mkdir(join(work, IMAGES_DIR));
   const source = await openInput(context.input, settings.limits);
   const entries: ManifestEntry[] = [];
-  const kept: Array<{ hash: DHash; file: string }> = [];
+  const kept: Array<{ hash: DHash; thumb: Uint8Array; file: string; centred: boolean }> = [];
   let sources = 0;
 
   for await (const item of source.items()) {
@@ -122,7 +163,13 @@ async function buildInto(work: string, outDir: string, context: BuildContext): P
           hash: dHashHex(hash),
           sourceSize: prepared.sourceSize,
         };
-        const original = kept.find((k) => hammingDistance(k.hash, hash) <= settings.duplicateDistance);
+        const thumb = await confirmationThumb(prepared.image);
+        // The hash finds candidates cheaply; the thumbnails confirm them (see dhash.ts).
+        const original = kept.find(
+          (k) =>
+            hammingDistance(k.hash, hash) <= settings.duplicateDistance &&
+            meanDifference(k.thumb, thumb) <= DUPLICATE_MAX_MEAN_DIFFERENCE,
+        );
         if (original) {
           results.push({
             ...entry,
@@ -134,11 +181,11 @@ async function buildInto(work: string, outDir: string, context: BuildContext): P
         }
         entry.file = `${IMAGES_DIR}/${String(kept.length).padStart(6, '0')}.png`;
         await rawInput(prepared.image).png().toFile(join(work, entry.file));
-        kept.push({ hash, file: entry.file });
+        kept.push({ hash, thumb, file: entry.file, centred: prepared.transform.kind === 'center' });
         results.push(entry);
       }
     }
-    entries.push(...results);
+    for (const result of results) entries.push(result);
     context.onProgress?.({
       done: sources,
       total: source.total,
@@ -154,9 +201,13 @@ async function buildInto(work: string, outDir: string, context: BuildContext): P
     );
   }
 
+  const centred = kept.filter((k) => k.centred).length;
+  // Centre-cropped thumbnails are marked only when the sheet mixes both kinds (auto alignment).
+  const mixed = centred > 0 && centred < kept.length;
   const contactSheetImages = await writeContactSheet(
     kept.map((k) => join(work, k.file)),
     join(work, CONTACT_SHEET_FILE),
+    mixed ? kept.map((k) => k.centred) : undefined,
   );
   const finishedAt = new Date();
   const seconds = (finishedAt.getTime() - startedAt.getTime()) / 1000;
@@ -169,6 +220,7 @@ async function buildInto(work: string, outDir: string, context: BuildContext): P
     kept: kept.length,
     counts: countStatuses(entries),
     contactSheetImages,
+    keptBy: { faces: kept.length - centred, center: centred },
     seconds: Math.round(seconds * 1000) / 1000,
     entriesPerSecond: Math.round((sources / Math.max(seconds, 1e-3)) * 100) / 100,
     startedAt: startedAt.toISOString(),
@@ -236,12 +288,14 @@ function requireEnoughImages(report: DatasetReport, minImages: number): DatasetR
     .join(', ');
   throw new DatasetError(
     `only ${report.kept} usable image${report.kept === 1 ? '' : 's'}, at least ${minImages} needed${reasons ? ` (${reasons})` : ''}`,
-    `add more images; ${report.manifestPath} says why each file was not used`,
-    report,
+    report.reused
+      ? `add more images; ${basename(report.manifestPath)} in the dataset folder says why each file was not used`
+      : 'add more images; nothing was kept, so the same name can be used again',
+    // A refused build is not published: its counts and reasons, but no contact sheet to show.
+    report.reused ? report : { ...report, contactSheet: null, published: false },
   );
 }
 
-const ALIGN_MODES: readonly AlignMode[] = ['faces', 'center'];
 const MULTIPLE_FACES: readonly MultipleFacesPolicy[] = ['largest', 'all', 'skip'];
 
 function resolveSettings(options: BuildDatasetOptions): Settings {

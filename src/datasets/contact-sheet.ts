@@ -26,8 +26,18 @@ export function contactSheetLayout(count: number): ContactSheetLayout {
   return { columns, rows, thumb, width: GAP + columns * (thumb + GAP), height: GAP + rows * (thumb + GAP) };
 }
 
-/** Writes the sheet of the first CONTACT_SHEET_MAX_IMAGES `files`; returns how many it shows. */
-export async function writeContactSheet(files: string[], outPath: string): Promise<number> {
+/** The strip along the bottom of a centre-cropped thumbnail (auto alignment): orange. */
+export const CENTRED_MARK_RGB = [255, 150, 0] as const;
+
+/**
+ * Writes the sheet of the first CONTACT_SHEET_MAX_IMAGES `files`; returns how many it shows.
+ * `centred[i]` marks file i as centre-cropped rather than aligned on a detected face.
+ */
+export async function writeContactSheet(
+  files: string[],
+  outPath: string,
+  centred?: readonly boolean[],
+): Promise<number> {
   const shown = files.slice(0, CONTACT_SHEET_MAX_IMAGES);
   if (shown.length === 0) return 0;
   const layout = contactSheetLayout(shown.length);
@@ -40,7 +50,21 @@ export async function writeContactSheet(files: string[], outPath: string): Promi
       const rowBytes = layout.thumb * 3;
       thumb.data.copy(canvas, ((top + y) * layout.width + left) * 3, y * rowBytes, (y + 1) * rowBytes);
     }
+    if (centred?.[i]) markThumb(canvas, layout, left, top);
   }
   await rawInput({ data: canvas, width: layout.width, height: layout.height }).png().toFile(outPath);
   return shown.length;
+}
+
+/** Paints the bottom eighth of one thumbnail (at least 2 px) in CENTRED_MARK_RGB. */
+function markThumb(canvas: Buffer, layout: ContactSheetLayout, left: number, top: number): void {
+  const height = Math.max(2, Math.round(layout.thumb / 8));
+  for (let y = layout.thumb - height; y < layout.thumb; y++) {
+    for (let x = 0; x < layout.thumb; x++) {
+      const at = ((top + y) * layout.width + left + x) * 3;
+      canvas[at] = CENTRED_MARK_RGB[0];
+      canvas[at + 1] = CENTRED_MARK_RGB[1];
+      canvas[at + 2] = CENTRED_MARK_RGB[2];
+    }
+  }
 }

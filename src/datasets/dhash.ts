@@ -40,7 +40,23 @@ export function dHashHex([high, low]: DHash): string {
   return high.toString(16).padStart(8, '0') + low.toString(16).padStart(8, '0');
 }
 
-export function parseDHashHex(hex: string): DHash {
-  if (!/^[0-9a-f]{16}$/i.test(hex)) throw new RangeError(`not a 64-bit hex hash: ${hex}`);
-  return [Number.parseInt(hex.slice(0, 8), 16), Number.parseInt(hex.slice(8), 16)];
+/**
+ * A 32x32 grey thumbnail that confirms a dHash match. Flat-shaded drawings (cartoons, avatars with
+ * one face shape) give different pictures hashes 1-2 bits apart, so a hash match alone would drop
+ * most of a cartoon dataset as "duplicates". Measured on 30 facesjs and 30 DiceBear lorelei faces:
+ * distinct faces differ by 4.8 grey levels or more on average per thumbnail pixel, the same face
+ * JPEG-re-encoded and resized by 1.9.
+ */
+export const CONFIRM_SIDE = 32;
+export const DUPLICATE_MAX_MEAN_DIFFERENCE = 3;
+
+export async function confirmationThumb(image: RgbImage): Promise<Uint8Array> {
+  return rawInput(image).greyscale().resize(CONFIRM_SIDE, CONFIRM_SIDE, { fit: 'fill' }).raw().toBuffer();
+}
+
+/** Mean absolute difference of two confirmation thumbnails, in grey levels (0-255). */
+export function meanDifference(a: Uint8Array, b: Uint8Array): number {
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) sum += Math.abs(a[i] - b[i]);
+  return sum / a.length;
 }

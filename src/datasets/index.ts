@@ -2,7 +2,7 @@
 export { buildDataset, CONTACT_SHEET_FILE, IMAGES_DIR, MANIFEST_FILE, STATS_FILE } from './build.ts';
 export { DatasetError } from './errors.ts';
 export { type ArchiveLimits, DEFAULT_LIMITS } from './limits.ts';
-export { summarizeDataset } from './summary.ts';
+export { describeAlignment, summarizeDataset, summarizeNotUsed } from './summary.ts';
 export type {
   AlignMode,
   BuildDatasetOptions,
@@ -14,4 +14,4 @@ export type {
   MultipleFacesPolicy,
   Transform,
 } from './types.ts';
-export { ENTRY_STATUSES } from './types.ts';
+export { ALIGN_MODES, ENTRY_STATUSES } from './types.ts';

@@ -3,19 +3,10 @@
 // 3 * maxPixels bytes of RGB).
 
 import { DatasetError } from './errors.ts';
+import type { ArchiveLimits } from './types.ts';
 
-export interface ArchiveLimits {
-  /** Entries in the archive or folder, directories included. */
-  maxEntries: number;
-  /** Uncompressed bytes of all entries together. */
-  maxTotalBytes: number;
-  /** Uncompressed bytes of one entry. */
-  maxFileBytes: number;
-  /** Uncompressed / compressed size of an entry (zip) or of the whole stream (tar.gz). */
-  maxCompressionRatio: number;
-  /** Width x height of one image, checked from its header before decoding. */
-  maxPixels: number;
-}
+// Declared with the other dataset types (types.ts); re-exported for the readers that take limits.
+export type { ArchiveLimits };
 
 export const DEFAULT_LIMITS: Readonly<ArchiveLimits> = {
   maxEntries: 5000,

@@ -43,9 +43,12 @@ export async function prepareImage(data: Buffer, options: PrepareOptions): Promi
   const inspected = await inspectImage(data, options.limits);
   if (isRejection(inspected)) return [inspected];
   try {
-    return options.align === 'center'
-      ? [await centerCrop(inspected, options)]
-      : await alignFaces(inspected, options);
+    if (options.align === 'center') return [await centerCrop(inspected, options)];
+    const aligned = await alignFaces(inspected, options);
+    // auto: a picture the detector finds no face in is taken as already framed (drawn faces).
+    if (options.align === 'auto' && aligned.length === 1 && aligned[0].status === 'no-face')
+      return [await centerCrop(inspected, options)];
+    return aligned;
   } catch (err) {
     // Headers can be fine while the pixel data is not (truncated or corrupt files).
     return [

@@ -18,13 +18,25 @@ const LABELS: Record<EntryStatus, string> = {
   'suspicious-compression': 'suspicious compression',
 };
 
-export function summarizeDataset(report: DatasetReport): string {
-  const skipped = (Object.keys(LABELS) as EntryStatus[])
+/** "auto alignment: 40 on a detected face, 20 centre-cropped", or "faces alignment". */
+export function describeAlignment(report: Pick<DatasetReport, 'align' | 'keptBy'>): string {
+  if (report.align !== 'auto' || !report.keptBy) return `${report.align} alignment`;
+  return `auto alignment: ${report.keptBy.faces} on a detected face, ${report.keptBy.center} centre-cropped`;
+}
+
+/** "no face found: 2, duplicates: 1", or "" when every file was used. */
+export function summarizeNotUsed(report: Pick<DatasetReport, 'counts'>): string {
+  return (Object.keys(LABELS) as EntryStatus[])
     .filter((status) => status !== 'kept' && report.counts[status] > 0)
-    .map((status) => `${LABELS[status]}: ${report.counts[status]}`);
+    .map((status) => `${LABELS[status]}: ${report.counts[status]}`)
+    .join(', ');
+}
+
+export function summarizeDataset(report: DatasetReport): string {
+  const skipped = summarizeNotUsed(report);
   return [
-    `${report.kept} image${report.kept === 1 ? '' : 's'} at ${report.resolution}x${report.resolution} (${report.align} alignment) from ${report.sources} file${report.sources === 1 ? '' : 's'}${report.reused ? ', reused from an earlier build' : ` in ${report.seconds.toFixed(1)} s`}`,
-    skipped.length ? `not used: ${skipped.join(', ')}` : 'every file was used',
-    `dataset: ${report.outDir}`,
+    `${report.kept} image${report.kept === 1 ? '' : 's'} at ${report.resolution}x${report.resolution} (${describeAlignment(report)}) from ${report.sources} file${report.sources === 1 ? '' : 's'}${report.reused ? ', reused from an earlier build' : ` in ${report.seconds.toFixed(1)} s`}`,
+    skipped ? `not used: ${skipped}` : 'every file was used',
+    report.published === false ? 'nothing was written' : `dataset: ${report.outDir}`,
   ].join('\n');
 }

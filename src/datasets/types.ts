@@ -1,9 +1,27 @@
 // The shapes shared by the ingest pipeline: what a build is asked for, what it records per
 // source entry, and what it hands back.
 
-import type { ArchiveLimits } from './limits.ts';
+/** Bounds on what reading an archive may cost (defaults and checks in limits.ts). */
+export interface ArchiveLimits {
+  /** Entries in the archive or folder, directories included. */
+  maxEntries: number;
+  /** Uncompressed bytes of all entries together. */
+  maxTotalBytes: number;
+  /** Uncompressed bytes of one entry. */
+  maxFileBytes: number;
+  /** Uncompressed / compressed size of an entry (zip) or of the whole stream (tar.gz). */
+  maxCompressionRatio: number;
+  /** Width x height of one image, checked from its header before decoding. */
+  maxPixels: number;
+}
 
-export type AlignMode = 'faces' | 'center';
+/**
+ * faces: FFHQ alignment of a detected face (photos); center: a centre crop (framed art);
+ * auto: faces where the detector finds one, a centre crop for the rest (cartoon and anime sets,
+ * where a photo-trained detector misses most faces).
+ */
+export type AlignMode = 'auto' | 'faces' | 'center';
+export const ALIGN_MODES: readonly AlignMode[] = ['auto', 'faces', 'center'];
 export type MultipleFacesPolicy = 'largest' | 'all' | 'skip';
 
 /**
@@ -89,6 +107,8 @@ export interface DatasetStats {
   counts: StatusCounts;
   /** Kept images shown on the contact sheet (the first ones, up to a cap). */
   contactSheetImages: number;
+  /** Kept images by how they were cropped: on a detected face, or centred (absent in old builds). */
+  keptBy?: { faces: number; center: number };
   seconds: number;
   /** Source entries handled per second, whatever their outcome. */
   entriesPerSecond: number;
@@ -100,6 +120,8 @@ export interface DatasetReport extends DatasetStats {
   outDir: string;
   /** True when an earlier build of the same input and options was returned without work. */
   reused: boolean;
+  /** False for a build refused for too few images: nothing of it is at `outDir`. */
+  published?: boolean;
   entries: ManifestEntry[];
   /** Absolute path of the contact sheet, or null when nothing was kept. */
   contactSheet: string | null;

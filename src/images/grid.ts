@@ -110,7 +110,8 @@ export async function renderGrid(opts: GridOptions): Promise<RgbImage> {
       width: width - 2 * gap,
       height: titleHeight,
       anchor: 'middle',
-      fontSize: titleFontSize,
+      // A narrow grid (three 32 px models side by side) gets a smaller title rather than a cut one.
+      fontSize: fittedFontSize(cleanLabel(opts.title), width - 2 * gap, titleFontSize, MIN_TITLE_FONT_SIZE),
       bold: true,
     });
   }
@@ -211,6 +212,15 @@ function textWidth(text: string, fontSize: number): number {
   let em = 0;
   for (const ch of text) em += (ch.codePointAt(0) ?? 0) >= 0x2e80 ? WIDE_CHAR_EM : NARROW_CHAR_EM;
   return em * fontSize;
+}
+
+/** Smallest size a title shrinks to before it is cut with an ellipsis. */
+const MIN_TITLE_FONT_SIZE = 10;
+
+/** The largest font size from `preferred` down to `min` at which `text` fits `maxWidth`. */
+export function fittedFontSize(text: string, maxWidth: number, preferred: number, min: number): number {
+  const fits = Math.floor(maxWidth / (textWidth(text, 1) || 1));
+  return Math.max(min, Math.min(preferred, fits));
 }
 
 /** Cuts `text` with an ellipsis so that its estimated width fits `maxWidth`. */

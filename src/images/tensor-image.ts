@@ -1,7 +1,16 @@
 // Generator output -> 8-bit pixels, with the official gen_images.py mapping:
 // (img * 127.5 + 128).clamp(0, 255).to(torch.uint8). The +128 (not 127.5) and the truncation of
 // the float32 result are what make our PNGs byte-identical to NVIDIA's for the same tensor.
-import type { Tensor4D } from '../model/tf.ts';
+
+/**
+ * What tensorToRgb reads of a tf.Tensor4D, as a structural type: the images layer sits below the
+ * model layer and does not import it.
+ */
+export interface NhwcTensor {
+  readonly rank: number;
+  readonly shape: number[];
+  data(): Promise<ArrayLike<number>>;
+}
 
 /** Packed 8-bit RGB, row-major, no padding. */
 export interface RgbImage {
@@ -24,7 +33,7 @@ export function toUint8Pixel(value: number): number {
  * Converts NHWC generator images in [-1, 1] (1 or 3 channels) to one RGB image each.
  * The tensor stays owned by the caller.
  */
-export async function tensorToRgb(images: Tensor4D): Promise<RgbImage[]> {
+export async function tensorToRgb(images: NhwcTensor): Promise<RgbImage[]> {
   if (images.rank !== 4) throw new Error(`expected NHWC images of rank 4, got shape [${images.shape}]`);
   const [count, height, width, channels] = images.shape;
   if (channels !== 3 && channels !== 1) {

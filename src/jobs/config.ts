@@ -46,6 +46,24 @@ function number(env: Env, name: string, fallback: number, { min = 0, integer = t
   return value;
 }
 
+function queuePolicy(env: Env): QueuePolicy {
+  const maxQueued = number(env, 'FACESTYLE_MAX_QUEUED', DEFAULT_POLICY.maxQueued, { min: 1 });
+  return {
+    ...DEFAULT_POLICY,
+    maxQueued,
+    maxActivePerUser: number(env, 'FACESTYLE_MAX_ACTIVE_PER_USER', DEFAULT_POLICY.maxActivePerUser, {
+      min: 1,
+    }),
+    // A server gets at most a quarter of the queue unless the operator says otherwise.
+    maxActivePerServer: number(
+      env,
+      'FACESTYLE_MAX_ACTIVE_PER_SERVER',
+      Math.min(DEFAULT_POLICY.maxActivePerServer ?? maxQueued, Math.max(1, Math.ceil(maxQueued / 4))),
+      { min: 1 },
+    ),
+  };
+}
+
 export function jobConfigFromEnv(env: Env = process.env): JobSystemConfig {
   const dataDir = resolve(env.FACESTYLE_DATA_DIR || 'data');
   const queueUrl = env.FACESTYLE_QUEUE_URL || undefined;
@@ -73,13 +91,7 @@ export function jobConfigFromEnv(env: Env = process.env): JobSystemConfig {
     prefix: env.FACESTYLE_QUEUE_PREFIX || DEFAULT_PREFIX,
     handlerModules: [BUILTIN_HANDLERS, ...extraHandlers],
     localWorkers: number(env, 'FACESTYLE_LOCAL_WORKERS', 1),
-    policy: {
-      ...DEFAULT_POLICY,
-      maxQueued: number(env, 'FACESTYLE_MAX_QUEUED', DEFAULT_POLICY.maxQueued, { min: 1 }),
-      maxActivePerUser: number(env, 'FACESTYLE_MAX_ACTIVE_PER_USER', DEFAULT_POLICY.maxActivePerUser, {
-        min: 1,
-      }),
-    },
+    policy: queuePolicy(env),
     maintenance: {
       schedule,
       artifacts: {

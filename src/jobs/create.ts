@@ -3,10 +3,10 @@
 import { join } from 'node:path';
 import { logger } from '../log.ts';
 import { ArtifactStore } from '../store/artifacts.ts';
-import { JobStore } from '../store/job-store.ts';
 import { BullJobQueue } from './bullmq/queue.ts';
 import type { JobSystemConfig } from './config.ts';
 import { EmbeddedJobQueue } from './embedded/queue.ts';
+import { JobStore } from './job-store.ts';
 import { type JobKinds, KIND_SPECS, type KindMap, type KindSpecs, type Lane } from './kinds.ts';
 import { DEFAULT_TIMING, type QueueTiming } from './timing.ts';
 

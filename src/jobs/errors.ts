@@ -1,9 +1,13 @@
 // Errors the queue gives callers (all user-facing, so `UserError`s), and the failure messages a job
-// ends with. Failures cross process and Redis boundaries as "code: message" strings.
+// ends with. Failures cross process and Redis boundaries as "code: message" strings. A failure's
+// message is shown to members: internal errors (bugs, library and system errors) never go in it,
+// only a log reference; their text goes to the log under that reference.
+import { randomBytes } from 'node:crypto';
 import { UserError } from '../errors.ts';
+import type { Logger } from '../log.ts';
 import type { FailureCode, JobFailure } from './types.ts';
 
-export type QuotaRule = 'active' | 'cooldown' | 'daily';
+export type QuotaRule = 'active' | 'server' | 'cooldown' | 'daily';
 
 export class QuotaExceededError extends UserError {
   override name = 'QuotaExceededError';
@@ -74,9 +78,9 @@ export const failures = {
     code: 'timeout',
     message: `stopped after exceeding its time limit of ${formatDuration(limitMs)}`,
   }),
-  oom: (detail: string): JobFailure => ({
+  oom: (): JobFailure => ({
     code: 'oom',
-    message: `the GPU ran out of memory (${detail}); try fewer images or a smaller model`,
+    message: 'the GPU ran out of memory; try fewer images or a smaller model',
   }),
   crashed: (detail: string, attempts?: number): JobFailure => ({
     code: 'crashed',
@@ -84,7 +88,11 @@ export const failures = {
       attempts ? `; gave up after ${attempts} attempt${attempts === 1 ? '' : 's'}` : ''
     }`,
   }),
-  error: (detail: string): JobFailure => ({ code: 'error', message: `the job failed: ${detail}` }),
+  /** An internal error: members see the reference, operators find the error under it in the log. */
+  internal: (reference: string): JobFailure => ({
+    code: 'error',
+    message: `an internal error stopped the job (log reference ${reference})`,
+  }),
   invalid: (detail: string): JobFailure => ({ code: 'invalid', message: detail }),
   unsupported: (kind: string): JobFailure => ({
     code: 'unsupported',
@@ -109,8 +117,35 @@ export function encodeFailure(failure: JobFailure): string {
   return `${failure.code}: ${failure.message}`;
 }
 
-/** Reads a failure back from its string form; foreign strings (BullMQ's own) become `crashed`/`error`. */
-export function decodeFailure(text: string | undefined): JobFailure {
+/** A short reference that ties what a member sees to the log line with the details. */
+export function logReference(): string {
+  return randomBytes(4).toString('hex');
+}
+
+/**
+ * Logs an internal error with its stack under a new reference and returns the failure members see.
+ */
+export function internalFailure(
+  log: Logger,
+  what: string,
+  err: unknown,
+  fields: Record<string, unknown> = {},
+) {
+  const reference = logReference();
+  log.error(what, {
+    ...fields,
+    reference,
+    error: err instanceof Error ? err.message : String(err),
+    stack: err instanceof Error ? err.stack : undefined,
+  });
+  return failures.internal(reference);
+}
+
+/**
+ * Reads a failure back from its string form. Foreign strings (BullMQ's or Redis's own) are internal
+ * errors: logged (with `log`) under a reference, never passed on.
+ */
+export function decodeFailure(text: string | undefined, log?: Logger, jobId?: string): JobFailure {
   const raw = text ?? 'unknown reason';
   const match = /^([a-z]+): ([\s\S]*)$/.exec(raw);
   if (match && CODES.includes(match[1] as FailureCode))
@@ -118,5 +153,7 @@ export function decodeFailure(text: string | undefined): JobFailure {
   // BullMQ fails a job itself when its worker kept dying under it.
   if (/stalled more than allowable limit/i.test(raw))
     return failures.crashed('it stopped responding too many times');
-  return failures.error(raw);
+  const reference = logReference();
+  log?.error('a job failed with a foreign error', { jobId, reference, error: raw });
+  return failures.internal(reference);
 }

@@ -5,7 +5,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isUserError } from '../errors.ts';
 import { type Logger, logger } from '../log.ts';
-import { failures, isOutOfMemory } from './errors.ts';
+import { failures, internalFailure, isOutOfMemory } from './errors.ts';
 import type { BatchContext, HandlerContext, HandlerRegistry } from './handlers/registry.ts';
 import type { KindMap } from './kinds.ts';
 import type { JobFailure, JobProgress, ProgressUpdate } from './types.ts';
@@ -18,7 +18,6 @@ export interface ExecJob {
   attempt: number;
   maxAttempts: number;
   timeLimitMs: number;
-  resumeFrom?: unknown;
 }
 
 export type ExecOutcome =
@@ -29,7 +28,6 @@ export type ExecOutcome =
 
 export interface ExecSink {
   progress(id: string, progress: JobProgress): void;
-  saveResumePoint(id: string, state: unknown): Promise<void>;
   done(id: string, outcome: ExecOutcome): void;
 }
 
@@ -245,8 +243,6 @@ export class JobExecutor<KM extends KindMap = KindMap> {
       log: logger(`job ${job.id}`),
       attempt: job.attempt,
       maxAttempts: job.maxAttempts,
-      resumeFrom: job.resumeFrom,
-      saveResumePoint: (state) => entry.sink.saveResumePoint(job.id, state),
     };
   }
 
@@ -359,14 +355,16 @@ export class JobExecutor<KM extends KindMap = KindMap> {
       return;
     }
     let failure: JobFailure;
+    const where = { jobId: entry.job.id, kind: entry.job.kind };
     if (isOutOfMemory(err)) {
-      failure = failures.oom(errorMessage(err));
+      // The allocator's own words help operators size batches; members get the advice alone.
+      this.log.warn('job ran out of memory', { ...where, error: errorMessage(err) });
+      failure = failures.oom();
       this.registry.notifyOutOfMemory();
     } else if (isUserError(err)) {
       failure = failures.invalid(err.message);
     } else {
-      failure = failures.error(errorMessage(err));
-      this.log.warn('job failed', { jobId: entry.job.id, kind: entry.job.kind, error: errorMessage(err) });
+      failure = internalFailure(this.log, 'job failed with an internal error', err, where);
     }
     this.finish(entry, { status: 'failed', failure, busyMs });
   }

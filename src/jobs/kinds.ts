@@ -2,44 +2,74 @@
 // queue applies to it (lane, priority, time limit, attempts, batching, ETA units). Payloads and
 // results cross process boundaries and are stored, so they are plain JSON.
 import { UserError } from '../errors.ts';
+import { NOISE_MODES } from '../model/config.ts';
+import {
+  boolean,
+  either,
+  type Infer,
+  integer,
+  list,
+  number,
+  object,
+  oneOf,
+  optional,
+  text,
+} from './schema.ts';
 
 /** Short jobs and fine-tunes never wait for each other: each lane runs on its own. */
 export type Lane = 'short' | 'long';
 export const LANES: readonly Lane[] = ['short', 'long'];
 
-export type NoiseMode = 'const' | 'random' | 'none';
+const noiseMode = oneOf(...NOISE_MODES);
 
-export interface GeneratePayload {
+const MAX_SEEDS = 64;
+const MAX_SEED = 2 ** 32 - 1;
+const seeds = list(integer(0, MAX_SEED), { min: 1, max: MAX_SEEDS });
+/** Truncation psi (1 = none). */
+const psi = number(-2, 2);
+/** A resolution at which a swap happens: 4, 8 ... 1024 px. */
+const swapLayer = integer(4, 1024);
+/** Width of a smooth transition in layers (octaves); 0 swaps sharply. */
+const swapWidth = integer(0, 16);
+/** texture: base shapes, style colours and lines; structure: style shapes, base textures. */
+const swapDirection = oneOf('texture', 'structure');
+/** Nearby latents of face `of`: the seeds are noise seeds, `strength` how far they move. */
+const variation = object({ of: integer(0, MAX_SEED), strength: number(0, 2) });
+
+const generatePayload = object({
   /** Model name or checkpoint path, resolved by the worker. */
-  checkpoint: string;
-  seeds: number[];
-  /** Truncation psi (1 = none). */
-  psi: number;
-  noiseMode?: NoiseMode;
+  checkpoint: text(),
+  seeds,
+  psi,
+  noiseMode: optional(noiseMode),
   /** Also lay the images out as one grid image. */
-  grid?: boolean;
-}
+  grid: optional(boolean()),
+  /** The seeds are noise seeds of variations of face `of` (src/model/seeds.ts variationZ). */
+  variation: optional(variation),
+});
+export type GeneratePayload = Infer<typeof generatePayload>;
 export interface GenerateResult {
   imagePaths: string[];
   gridPath?: string;
 }
 
-export interface BlendPayload {
+const blendPayload = object({
   /** The model that keeps the coarse layers (pose, shape). */
-  base: string;
+  base: text(),
   /** The fine-tuned model that gives the fine layers (texture, colour). */
-  style: string;
+  style: text(),
   /** Resolution at which the blend switches from base to style. */
-  layer: number;
-  /** Width of a smooth transition in layers; 0 swaps sharply. */
-  width?: number;
-  /** texture: base shapes, style colours and lines; structure: style shapes, base textures. */
-  direction?: 'texture' | 'structure';
-  seeds: number[];
-  psi: number;
+  layer: swapLayer,
+  width: optional(swapWidth),
+  direction: optional(swapDirection),
+  seeds,
+  psi,
   /** Also render the matrix of every swap layer. */
-  matrix?: boolean;
-}
+  matrix: optional(boolean()),
+  /** The seeds are noise seeds of variations of face `of`. */
+  variation: optional(variation),
+});
+export type BlendPayload = Infer<typeof blendPayload>;
 export interface BlendResult {
   /** base | style | blend, one row per seed. */
   gridPath: string;
@@ -48,62 +78,103 @@ export interface BlendResult {
   checkpointPath?: string;
 }
 
-export interface FinetunePayload {
-  datasetDir: string;
-  /** Model the fine-tune starts from. */
-  base: string;
-  epochs: number;
-  /** Save a snapshot (and a preview grid) every this many epochs. */
-  snapshotEvery: number;
-  /** Folder that receives the snapshots; it outlives the job's artifacts. */
-  runDir: string;
-  batchSize?: number;
-  learningRate?: number;
-}
+const finetunePayload = object(
+  {
+    datasetDir: text(),
+    /** Model the fine-tune starts from. */
+    base: text(),
+    epochs: integer(1, 10_000),
+    /** Save a snapshot (and a preview grid) every this many epochs. */
+    snapshotEvery: integer(1, 10_000),
+    /** Folder that receives the snapshots; it outlives the job's artifacts. */
+    runDir: text(),
+    batchSize: optional(integer(1, 256)),
+    learningRate: optional(number(1e-8, 1)),
+    /** Images a side for each snapshot's score against the training set (0: off; default 256). */
+    scoreSamples: optional(integer(0, 10_000)),
+  },
+  (p, where) => {
+    if (p.snapshotEvery > p.epochs)
+      throw new UserError(
+        `${where}: "snapshotEvery" must be an integer from 1 to ${p.epochs} (the epochs), got ${p.snapshotEvery}`,
+      );
+  },
+);
+export type FinetunePayload = Infer<typeof finetunePayload>;
 export interface FinetuneSnapshot {
   epoch: number;
   checkpointPath: string;
   previewPath?: string;
+  /** KID against the training images (src/pipelines/score), when the snapshot was scored. */
+  score?: { metric: string; kid: number; kidStd: number };
 }
 export interface FinetuneResult {
   snapshots: FinetuneSnapshot[];
-}
-/** Where an interrupted fine-tune continues: its last snapshot. */
-export interface FinetuneResume {
-  epoch: number;
-  checkpointPath: string;
-  snapshots: FinetuneSnapshot[];
+  /** The best-scored snapshot's epoch, when any was scored. */
+  bestEpoch?: number;
+  /** Latest preview beside the loss and score curves. */
+  progressImagePath?: string;
 }
 
-export interface ToonifyPayload {
-  /**
-   * The member's photo, already on disk. Used for this job only: deleted when it ends if the bot
-   * saved it (see src/store/toonify-photos.ts), only read otherwise.
-   */
-  photoPath: string;
-  /** Model the photo is projected into; default: the one the blend or style was made from. */
-  base?: string;
-  /** A saved blend model. Either this or `style` with `layer`. */
-  blend?: string;
-  /** A fine-tuned model (its newest snapshot, or a checkpoint path), swapped in at `layer`. */
-  style?: string;
-  /** With `style`: resolution from which the style's layers are used. */
-  layer?: number;
-  /** With `style`: soft switch width in octaves (0: hard cut). */
-  width?: number;
-  /** With `style`: texture (default) keeps the base's shapes; structure the style's. */
-  direction?: 'texture' | 'structure';
-  /** Which face when the photo shows several: 'largest', or 0 (largest) onwards. */
-  face?: 'largest' | number;
-  /** Projection steps (default TOONIFY_DEFAULT_STEPS). */
-  steps?: number;
-  /** Peak learning rate of the projection (default 0.1). */
-  learningRate?: number;
-  /** Weight of the pixel loss (default 1). */
-  pixelWeight?: number;
-  /** Weight of the discriminator-feature loss (default 1; 0: pixels only). */
-  perceptualWeight?: number;
-}
+/** Enough for a recognisable reconstruction, short enough for a chat job. */
+export const TOONIFY_DEFAULT_STEPS = 300;
+/** The official projector's own step count: more buys little and holds the short lane. */
+export const TOONIFY_MAX_STEPS = 1000;
+const TOONIFY_MAX_FACE = 99;
+
+const toonifyPayload = object(
+  {
+    /**
+     * The member's photo, already on disk. Used for this job only: deleted when it ends if the bot
+     * saved it (see src/store/toonify-photos.ts), only read otherwise.
+     */
+    photoPath: text(),
+    /** Model the photo is projected into; default: the one the blend or style was made from. */
+    base: optional(text()),
+    /** A saved blend model. Either this or `style` with `layer`. */
+    blend: optional(text()),
+    /** A fine-tuned model (its newest snapshot, or a checkpoint path), swapped in at `layer`. */
+    style: optional(text()),
+    /** With `style`: resolution from which the style's layers are used. */
+    layer: optional(swapLayer),
+    /** With `style`: soft switch width in octaves (0: hard cut). */
+    width: optional(swapWidth),
+    /** With `style`: texture (default) keeps the base's shapes; structure the style's. */
+    direction: optional(swapDirection),
+    /** Which face when the photo shows several: 'largest', or 0 (largest) onwards. */
+    face: optional(
+      either(
+        oneOf('largest'),
+        integer(0, TOONIFY_MAX_FACE),
+        `"largest" or an integer from 0 to ${TOONIFY_MAX_FACE}`,
+      ),
+    ),
+    /** Projection steps (default TOONIFY_DEFAULT_STEPS). */
+    steps: optional(integer(1, TOONIFY_MAX_STEPS)),
+    /** Peak learning rate of the projection (default 0.1). */
+    learningRate: optional(number(1e-4, 1)),
+    /** Weight of the pixel loss (default 1). */
+    pixelWeight: optional(number(0, 100)),
+    /** Weight of the discriminator-feature loss (default 1; 0: pixels only). */
+    perceptualWeight: optional(number(0, 100)),
+  },
+  (p, where) => {
+    if ((p.blend === undefined) === (p.style === undefined))
+      throw new UserError(`${where}: give either "blend" (a saved blend) or "style" with "layer"`);
+    if (p.blend !== undefined) {
+      for (const key of ['layer', 'width', 'direction'] as const)
+        if (p[key] !== undefined)
+          throw new UserError(`${where}: "${key}" goes with "style"; a saved blend has its own`);
+    } else if (p.layer === undefined) {
+      swapLayer.parse(undefined, `${where}: "layer"`);
+    }
+    if (p.pixelWeight === 0 && p.perceptualWeight === 0)
+      throw new UserError(
+        `${where}: "pixelWeight" and "perceptualWeight" cannot both be 0: nothing would be fitted`,
+      );
+  },
+);
+export type ToonifyPayload = Infer<typeof toonifyPayload>;
 export interface ToonifyResult {
   /** original | reconstruction | stylised, labelled. */
   gridPath: string;
@@ -120,28 +191,51 @@ export interface ToonifyResult {
   backend: string;
 }
 
-/** Enough for a recognisable reconstruction, short enough for a chat job. */
-export const TOONIFY_DEFAULT_STEPS = 300;
-/** The official projector's own step count: more buys little and holds the short lane. */
-export const TOONIFY_MAX_STEPS = 1000;
-const TOONIFY_MAX_FACE = 99;
+/**
+ * dataset: an uploaded archive into a dataset folder for a fine-tune (src/datasets). On the long
+ * lane because face detection runs TensorFlow.js, which never runs in the bot process.
+ */
+const datasetPayload = object({
+  /** The archive, in the data folder the bot and the workers share. */
+  archivePath: text(),
+  /** Dataset folder to create. */
+  outDir: text(),
+  /** The base model's resolution. */
+  resolution: integer(8, 1024),
+  /** auto: aligned on a detected face where one is found, centre-cropped otherwise. */
+  align: oneOf('auto', 'faces', 'center'),
+  /** Fewer usable images fail the job. */
+  minImages: integer(0, 100_000),
+});
+export type DatasetPayload = Infer<typeof datasetPayload>;
+export interface DatasetResult {
+  datasetDir: string;
+  images: number;
+  /** Entries not used (not an image, no face, duplicate...). */
+  skipped: number;
+  /** Kept images aligned on a detected face, and centre-cropped. */
+  keptBy: { faces: number; center: number };
+  /** "no face found: 2, duplicates: 1": why entries were not used, in words. */
+  notUsed: string;
+  contactSheet?: string;
+}
 
 /** Does nothing for `durationMs` in `steps` progress reports: measures the queue itself. */
-export interface NoopPayload {
-  durationMs?: number;
-  steps?: number;
-}
+const noopPayload = object({
+  durationMs: optional(integer(0, 10 * 60_000)),
+  steps: optional(integer(1, 10_000)),
+});
+export type NoopPayload = Infer<typeof noopPayload>;
 export interface NoopResult {
   steps: number;
   /** The worker process that ran it. */
   pid: number;
 }
 
-/** The types of one kind: what the handler receives, returns and may save to resume. */
+/** The types of one kind: what the handler receives and returns. */
 export interface KindTypes {
   payload: unknown;
   result: unknown;
-  resume?: unknown;
 }
 export type KindMap = { [kind: string]: KindTypes };
 
@@ -149,8 +243,9 @@ export type KindMap = { [kind: string]: KindTypes };
 export type JobKinds = {
   generate: { payload: GeneratePayload; result: GenerateResult };
   blend: { payload: BlendPayload; result: BlendResult };
-  finetune: { payload: FinetunePayload; result: FinetuneResult; resume: FinetuneResume };
+  finetune: { payload: FinetunePayload; result: FinetuneResult };
   toonify: { payload: ToonifyPayload; result: ToonifyResult };
+  dataset: { payload: DatasetPayload; result: DatasetResult };
   noop: { payload: NoopPayload; result: NoopResult };
 };
 
@@ -158,9 +253,6 @@ export type KindOf<KM extends KindMap> = keyof KM & string;
 export type JobKind = KindOf<JobKinds>;
 export type PayloadOf<KM extends KindMap, K extends KindOf<KM>> = KM[K]['payload'];
 export type ResultOf<KM extends KindMap, K extends KindOf<KM>> = KM[K]['result'];
-export type ResumeOf<KM extends KindMap, K extends KindOf<KM>> = KM[K] extends { resume: infer R }
-  ? R
-  : never;
 
 export interface KindSpec<P = unknown> {
   lane: Lane;
@@ -182,68 +274,6 @@ export type KindSpecs<KM extends KindMap> = { [K in KindOf<KM>]: KindSpec<Payloa
 
 const MINUTE = 60_000;
 
-function record(payload: unknown, kind: string): Record<string, unknown> {
-  if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) {
-    throw new UserError(`a ${kind} job needs an object payload`);
-  }
-  return payload as Record<string, unknown>;
-}
-
-function text(obj: Record<string, unknown>, key: string, kind: string): string {
-  const value = obj[key];
-  if (typeof value !== 'string' || value.length === 0)
-    throw new UserError(`${kind}: "${key}" must be a non-empty string`);
-  return value;
-}
-
-function integer(obj: Record<string, unknown>, key: string, kind: string, min: number, max: number): number {
-  const value = obj[key];
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new UserError(
-      `${kind}: "${key}" must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`,
-    );
-  }
-  return value;
-}
-
-function optionalInteger(
-  obj: Record<string, unknown>,
-  key: string,
-  kind: string,
-  min: number,
-  max: number,
-): void {
-  if (obj[key] !== undefined) integer(obj, key, kind, min, max);
-}
-
-function finite(obj: Record<string, unknown>, key: string, kind: string, min: number, max: number): number {
-  const value = obj[key];
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
-    throw new UserError(
-      `${kind}: "${key}" must be a number from ${min} to ${max}, got ${JSON.stringify(value)}`,
-    );
-  }
-  return value;
-}
-
-const MAX_SEEDS = 64;
-const MAX_SEED = 2 ** 32 - 1;
-
-function seeds(obj: Record<string, unknown>, kind: string): number[] {
-  const value = obj.seeds;
-  if (!Array.isArray(value) || value.length === 0 || value.length > MAX_SEEDS) {
-    throw new UserError(`${kind}: "seeds" must be a list of 1 to ${MAX_SEEDS} seeds`);
-  }
-  for (const seed of value) {
-    if (typeof seed !== 'number' || !Number.isInteger(seed) || seed < 0 || seed > MAX_SEED) {
-      throw new UserError(
-        `${kind}: every seed must be an integer from 0 to ${MAX_SEED}, got ${JSON.stringify(seed)}`,
-      );
-    }
-  }
-  return value;
-}
-
 export const KIND_SPECS: KindSpecs<JobKinds> = {
   generate: {
     lane: 'short',
@@ -253,17 +283,8 @@ export const KIND_SPECS: KindSpecs<JobKinds> = {
     units: (p) => p.seeds.length,
     defaultSecondsPerUnit: 2,
     // Only the model and the truncation change the forward pass; seeds are per sample.
-    batchKey: (p) => JSON.stringify([p.checkpoint, p.psi, p.noiseMode ?? 'const']),
-    validate(payload) {
-      const p = record(payload, 'generate');
-      text(p, 'checkpoint', 'generate');
-      seeds(p, 'generate');
-      finite(p, 'psi', 'generate', -2, 2);
-      if (p.noiseMode !== undefined && !['const', 'random', 'none'].includes(p.noiseMode as string)) {
-        throw new UserError(`generate: "noiseMode" must be const, random or none`);
-      }
-      return p as unknown as GeneratePayload;
-    },
+    batchKey: (p) => JSON.stringify([p.checkpoint, p.psi, p.noiseMode ?? 'const', p.variation ?? null]),
+    validate: (payload) => generatePayload.parse(payload, 'generate'),
   },
   blend: {
     lane: 'short',
@@ -272,16 +293,7 @@ export const KIND_SPECS: KindSpecs<JobKinds> = {
     maxAttempts: 2,
     units: (p) => p.seeds.length * (p.matrix ? 4 : 1),
     defaultSecondsPerUnit: 4,
-    validate(payload) {
-      const p = record(payload, 'blend');
-      text(p, 'base', 'blend');
-      text(p, 'style', 'blend');
-      integer(p, 'layer', 'blend', 4, 1024);
-      optionalInteger(p, 'width', 'blend', 0, 16);
-      seeds(p, 'blend');
-      finite(p, 'psi', 'blend', -2, 2);
-      return p as unknown as BlendPayload;
-    },
+    validate: (payload) => blendPayload.parse(payload, 'blend'),
   },
   finetune: {
     lane: 'long',
@@ -290,17 +302,7 @@ export const KIND_SPECS: KindSpecs<JobKinds> = {
     maxAttempts: 3,
     units: (p) => p.epochs,
     defaultSecondsPerUnit: 120,
-    validate(payload) {
-      const p = record(payload, 'finetune');
-      text(p, 'datasetDir', 'finetune');
-      text(p, 'base', 'finetune');
-      text(p, 'runDir', 'finetune');
-      const epochs = integer(p, 'epochs', 'finetune', 1, 10_000);
-      integer(p, 'snapshotEvery', 'finetune', 1, epochs);
-      optionalInteger(p, 'batchSize', 'finetune', 1, 256);
-      if (p.learningRate !== undefined) finite(p, 'learningRate', 'finetune', 1e-8, 1);
-      return p as unknown as FinetunePayload;
-    },
+    validate: (payload) => finetunePayload.parse(payload, 'finetune'),
   },
   toonify: {
     lane: 'short',
@@ -309,35 +311,17 @@ export const KIND_SPECS: KindSpecs<JobKinds> = {
     maxAttempts: 2,
     units: (p) => p.steps ?? TOONIFY_DEFAULT_STEPS,
     defaultSecondsPerUnit: 0.1,
-    validate(payload) {
-      const p = record(payload, 'toonify');
-      text(p, 'photoPath', 'toonify');
-      if (p.base !== undefined) text(p, 'base', 'toonify');
-      if ((p.blend === undefined) === (p.style === undefined))
-        throw new UserError('toonify: give either "blend" (a saved blend) or "style" with "layer"');
-      if (p.blend !== undefined) {
-        text(p, 'blend', 'toonify');
-        for (const key of ['layer', 'width', 'direction'])
-          if (p[key] !== undefined)
-            throw new UserError(`toonify: "${key}" goes with "style"; a saved blend has its own`);
-      } else {
-        text(p, 'style', 'toonify');
-        integer(p, 'layer', 'toonify', 4, 1024);
-        optionalInteger(p, 'width', 'toonify', 0, 16);
-        if (p.direction !== undefined && !['texture', 'structure'].includes(p.direction as string))
-          throw new UserError('toonify: "direction" must be texture or structure');
-      }
-      if (p.face !== undefined && p.face !== 'largest') integer(p, 'face', 'toonify', 0, TOONIFY_MAX_FACE);
-      optionalInteger(p, 'steps', 'toonify', 1, TOONIFY_MAX_STEPS);
-      if (p.learningRate !== undefined) finite(p, 'learningRate', 'toonify', 1e-4, 1);
-      if (p.pixelWeight !== undefined) finite(p, 'pixelWeight', 'toonify', 0, 100);
-      if (p.perceptualWeight !== undefined) finite(p, 'perceptualWeight', 'toonify', 0, 100);
-      if (p.pixelWeight === 0 && p.perceptualWeight === 0)
-        throw new UserError(
-          'toonify: "pixelWeight" and "perceptualWeight" cannot both be 0: nothing would be fitted',
-        );
-      return p as unknown as ToonifyPayload;
-    },
+    validate: (payload) => toonifyPayload.parse(payload, 'toonify'),
+  },
+  dataset: {
+    lane: 'long',
+    // Before fine-tunes: an admin is waiting for the contact sheet.
+    priority: 5,
+    timeLimitMs: 60 * MINUTE,
+    maxAttempts: 2,
+    units: () => 1,
+    defaultSecondsPerUnit: 120,
+    validate: (payload) => datasetPayload.parse(payload, 'dataset'),
   },
   noop: {
     lane: 'short',
@@ -346,11 +330,6 @@ export const KIND_SPECS: KindSpecs<JobKinds> = {
     maxAttempts: 2,
     units: () => 1,
     defaultSecondsPerUnit: 0.05,
-    validate(payload) {
-      const p = record(payload ?? {}, 'noop');
-      optionalInteger(p, 'durationMs', 'noop', 0, 10 * MINUTE);
-      optionalInteger(p, 'steps', 'noop', 1, 10_000);
-      return p as NoopPayload;
-    },
+    validate: (payload) => noopPayload.parse(payload ?? {}, 'noop'),
   },
 };

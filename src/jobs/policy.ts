@@ -1,5 +1,7 @@
-// Who may queue what and how much: per-user quotas and cooldowns, and a global cap on waiting
-// jobs. Pure decisions; the queue supplies the counts. Admins skip per-user limits, not the cap.
+// Who may queue what and how much: per-user quotas and cooldowns, a cap per server and a global cap
+// on waiting jobs. Pure decisions; the queue supplies the counts. A server's admins skip per-user
+// limits, never their server's cap nor the global one, so no one server can fill the queue; and
+// admin rights count in the admin's own server only (the job's server decides, not the command's).
 import { NotAllowedError, QueueFullError, QuotaExceededError } from './errors.ts';
 import type { Actor, JobRecord } from './types.ts';
 
@@ -17,12 +19,18 @@ export interface QueuePolicy {
   maxQueued: number;
   /** Queued plus running jobs of any kind one user may have. */
   maxActivePerUser: number;
+  /**
+   * Queued plus running jobs submitted from one server (Discord guild), admins' included; absent: a
+   * quarter of `maxQueued`. Operators (no server) are held by `maxQueued` only.
+   */
+  maxActivePerServer?: number;
   kinds: Record<string, KindPolicy>;
 }
 
 export const DEFAULT_POLICY: QueuePolicy = {
   maxQueued: 200,
   maxActivePerUser: 4,
+  maxActivePerServer: 50,
   kinds: {
     generate: { cooldownMs: 3_000, dailyPerUser: 500 },
     blend: { cooldownMs: 5_000, dailyPerUser: 200 },
@@ -35,6 +43,8 @@ export const DEFAULT_POLICY: QueuePolicy = {
 export interface SubmitSnapshot {
   queuedTotal: number;
   userActive: number;
+  /** Queued plus running jobs of the actor's server; ignored for operators (no server). */
+  serverActive?: number;
   userActiveOfKind: number;
   /** Last submission of this kind by this user, ms since epoch. */
   userLastSubmitAt?: number;
@@ -44,12 +54,22 @@ export interface SubmitSnapshot {
 
 export function checkSubmit(policy: QueuePolicy, kind: string, actor: Actor, snap: SubmitSnapshot): void {
   if (snap.queuedTotal >= policy.maxQueued) throw new QueueFullError(policy.maxQueued);
+  if (actor.guildId !== undefined) {
+    const serverCap = serverLimit(policy);
+    if ((snap.serverActive ?? 0) >= serverCap) {
+      throw new QuotaExceededError(
+        'server',
+        `this server already has ${snap.serverActive} job${snap.serverActive === 1 ? '' : 's'} queued or running (limit ${serverCap})`,
+        'wait for some to finish: the queue is shared with other servers',
+      );
+    }
+  }
   if (actor.isAdmin) return;
   const rules = policy.kinds[kind] ?? {};
   if (snap.userActive >= policy.maxActivePerUser) {
     throw new QuotaExceededError(
       'active',
-      `you already have ${snap.userActive} jobs queued or running (limit ${policy.maxActivePerUser})`,
+      `you already have ${snap.userActive} job${snap.userActive === 1 ? '' : 's'} queued or running (limit ${policy.maxActivePerUser})`,
       'wait for one to finish, or cancel one with `/cancel`',
     );
   }
@@ -81,9 +101,25 @@ export function checkSubmit(policy: QueuePolicy, kind: string, actor: Actor, sna
   }
 }
 
-/** Owners cancel their own jobs; admins cancel anyone's. */
-export function assertMayCancel(actor: Actor, job: Pick<JobRecord, 'id' | 'userId'>): void {
-  if (actor.isAdmin || actor.userId === job.userId) return;
+export function serverLimit(policy: QueuePolicy): number {
+  return policy.maxActivePerServer ?? Math.max(1, Math.ceil(policy.maxQueued / 4));
+}
+
+/** The server a job was submitted from; undefined for operators' jobs (the CLI). */
+export function serverOf(job: Pick<JobRecord, 'meta'>): string | undefined {
+  return job.meta?.guildId || undefined;
+}
+
+/** Owners cancel their own jobs; admins cancel the jobs of their own server; operators any job. */
+export function assertMayCancel(actor: Actor, job: Pick<JobRecord, 'id' | 'userId' | 'meta'>): void {
+  if (actor.userId === job.userId) return;
+  if (actor.isAdmin && (actor.guildId === undefined || actor.guildId === serverOf(job))) return;
+  if (actor.isAdmin) {
+    throw new NotAllowedError(
+      `job ${job.id} belongs to another server`,
+      "only its owner or that server's admins can cancel it",
+    );
+  }
   throw new NotAllowedError(
     `job ${job.id} is not yours to cancel`,
     'only its owner or an admin can cancel it',

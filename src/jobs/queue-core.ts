@@ -5,12 +5,21 @@ import type { ScheduledTask } from 'node-cron';
 import { UserError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { type ArtifactLimits, type ArtifactStore, scheduleCleanup } from '../store/artifacts.ts';
-import type { JobStore } from '../store/job-store.ts';
 import { JobAlreadyFinishedError, JobNotFoundError, UnknownKindError } from './errors.ts';
-import { DurationAverages, placeJobs } from './eta.ts';
+import { type DurationAverages, placeJobs } from './eta.ts';
 import { newJobId } from './ids.ts';
+import { durationAverages, jobInfo, selectJobs } from './job-info.ts';
+import type { JobStore } from './job-store.ts';
 import { type KindMap, type KindOf, type KindSpecs, LANES, type Lane } from './kinds.ts';
-import { assertMayCancel, checkSubmit, type QueuePolicy, quotaDay } from './policy.ts';
+import {
+  assertMayCancel,
+  checkSubmit,
+  type QueuePolicy,
+  quotaDay,
+  type SubmitSnapshot,
+  serverOf,
+} from './policy.ts';
+import { writeJobRecord } from './store-writes.ts';
 import {
   type Actor,
   isTerminal,
@@ -26,6 +35,8 @@ import {
   type QueueStats,
   type SubmitRequest,
 } from './types.ts';
+
+export { StoreWriteError } from './store-writes.ts';
 
 export interface MaintenanceOptions {
   /** node-cron expression for artifact and record cleanup. */
@@ -43,6 +54,8 @@ export interface QueueCoreOptions<KM extends KindMap> {
   log: Logger;
   /** Absent: no scheduled cleanup from this process. */
   maintenance?: MaintenanceOptions;
+  /** Pauses between the tries of a job state write before it counts as failed (default ~3 s in all). */
+  storeRetryDelaysMs?: readonly number[];
 }
 
 /** Largest payload accepted, as JSON: payloads travel through IPC and Redis. */
@@ -85,13 +98,7 @@ export abstract class QueueCore<KM extends KindMap> implements JobQueue<KM> {
   protected constructor(protected readonly options: QueueCoreOptions<KM>) {
     this.store = options.store;
     this.log = options.log;
-    const defaults = Object.fromEntries(
-      Object.entries(options.kinds).map(([kind, spec]) => [
-        kind,
-        (spec as { defaultSecondsPerUnit: number }).defaultSecondsPerUnit,
-      ]),
-    );
-    this.averages = new DurationAverages(defaults);
+    this.averages = durationAverages(options.kinds);
   }
 
   /** Loads averages and starts the cleanup schedule; subclasses call it while opening. */
@@ -138,16 +145,12 @@ export abstract class QueueCore<KM extends KindMap> implements JobQueue<KM> {
     const run = this.submitChain.then(async () => {
       const now = Date.now();
       const { actor } = request;
-      const usage = await this.store.usageOf(actor.userId, quotaDay(now));
-      const mine = [...this.active.values()].filter((record) => record.userId === actor.userId);
-      checkSubmit(this.options.policy, request.kind, actor, {
-        queuedTotal: await this.queuedCount(),
-        userActive: mine.length,
-        userActiveOfKind: mine.filter((record) => record.kind === request.kind).length,
-        userLastSubmitAt: usage.lastAt[request.kind],
-        userSubmittedToday: usage.counts[request.kind] ?? 0,
-        now,
-      });
+      checkSubmit(
+        this.options.policy,
+        request.kind,
+        actor,
+        await this.submitSnapshot(request.kind, actor, now),
+      );
       const record: JobRecord = {
         id: newJobId(now),
         kind: request.kind,
@@ -156,7 +159,8 @@ export abstract class QueueCore<KM extends KindMap> implements JobQueue<KM> {
         status: 'queued',
         payload,
         userId: actor.userId,
-        meta: { ...request.meta },
+        // The server is the actor's, whatever the caller put in meta: caps and admin rights key on it.
+        meta: { ...request.meta, ...(actor.guildId === undefined ? {} : { guildId: actor.guildId }) },
         createdAt: now,
         attempt: 0,
         maxAttempts: request.limits?.maxAttempts ?? spec.maxAttempts,
@@ -182,6 +186,33 @@ export abstract class QueueCore<KM extends KindMap> implements JobQueue<KM> {
     return run;
   }
 
+  async admit(kind: KindOf<KM>, actor: Actor): Promise<void> {
+    if (this.closing) throw new UserError('the job queue is shutting down', 'try again in a minute');
+    if (!this.options.kinds[kind]) throw new UnknownKindError(kind, Object.keys(this.options.kinds));
+    await this.submitChain;
+    const now = Date.now();
+    checkSubmit(this.options.policy, kind, actor, await this.submitSnapshot(kind, actor, now));
+  }
+
+  /** What the policy needs to know about the queue, the actor and their server right now. */
+  private async submitSnapshot(kind: string, actor: Actor, now: number): Promise<SubmitSnapshot> {
+    const usage = await this.store.usageOf(actor.userId, quotaDay(now));
+    const active = [...this.active.values()];
+    const mine = active.filter((record) => record.userId === actor.userId);
+    return {
+      queuedTotal: await this.queuedCount(),
+      userActive: mine.length,
+      serverActive:
+        actor.guildId === undefined
+          ? undefined
+          : active.filter((record) => serverOf(record) === actor.guildId).length,
+      userActiveOfKind: mine.filter((record) => record.kind === kind).length,
+      userLastSubmitAt: usage.lastAt[kind],
+      userSubmittedToday: usage.counts[kind] ?? 0,
+      now,
+    };
+  }
+
   async get(id: string): Promise<JobInfo<KM> | undefined> {
     return this.peek(id);
   }
@@ -198,17 +229,8 @@ export abstract class QueueCore<KM extends KindMap> implements JobQueue<KM> {
     const unfinishedOnly = filter.status?.every((status) => status === 'queued' || status === 'running');
     if (!unfinishedOnly) for (const record of await this.store.all()) records.set(record.id, record);
     for (const record of this.active.values()) records.set(record.id, record);
-    const matching = [...records.values()]
-      .filter(
-        (record) =>
-          (!filter.status || filter.status.includes(record.status)) &&
-          (!filter.userId || record.userId === filter.userId) &&
-          (!filter.kind || record.kind === filter.kind),
-      )
-      .sort((a, b) => b.createdAt - a.createdAt)
-      .slice(0, filter.limit ?? 50);
     const placements = this.placements();
-    return matching.map((record) => this.info(record, placements));
+    return selectJobs(records.values(), filter).map((record) => this.info(record, placements));
   }
 
   async cancel(id: string, actor: Actor): Promise<JobInfo<KM>> {
@@ -294,12 +316,7 @@ export abstract class QueueCore<KM extends KindMap> implements JobQueue<KM> {
   }
 
   protected info(record: JobRecord, placements = this.placements()): JobInfo<KM> {
-    const placement = placements.get(record.id);
-    return {
-      ...structuredClone(record),
-      position: placement?.position ?? null,
-      etaSeconds: placement ? Math.round(placement.etaSeconds ?? 0) : null,
-    } as JobInfo<KM>;
+    return jobInfo<KM>(record, placements);
   }
 
   protected note(record: JobRecord, event: string): void {
@@ -307,8 +324,22 @@ export abstract class QueueCore<KM extends KindMap> implements JobQueue<KM> {
     if (record.history.length > MAX_HISTORY) record.history.splice(0, record.history.length - MAX_HISTORY);
   }
 
-  /** Saves the record, updates the in-memory view, and emits `type` (once per transition). */
-  protected async transition(record: JobRecord, type: JobEventType, reason?: string): Promise<void> {
+  /**
+   * Applies a state change: on a copy first, stored (with retries), and only then to the record,
+   * the in-memory view and the listeners (`type` once per transition). When the store refuses it,
+   * it throws `StoreWriteError` and nothing changed: the caller must not act on the change (start,
+   * acknowledge, report the job) and tries again later, so a job is neither lost nor run twice.
+   */
+  protected async commit(
+    record: JobRecord,
+    type: JobEventType,
+    change: (next: JobRecord) => void,
+    reason?: string,
+  ): Promise<void> {
+    const next = structuredClone(record);
+    change(next);
+    await this.persist(next);
+    Object.assign(record, next);
     if (isTerminal(record.status)) {
       this.active.delete(record.id);
       this.progressSavedAt.delete(record.id);
@@ -316,49 +347,75 @@ export abstract class QueueCore<KM extends KindMap> implements JobQueue<KM> {
       this.active.set(record.id, record);
     }
     this.emit(type, record, reason);
-    try {
-      await this.store.put(record);
-    } catch (err) {
-      this.log.error('could not save a job record', { jobId: record.id, error: (err as Error).message });
-    }
+  }
+
+  /** Writes a record, riding out a short store outage; `StoreWriteError` once it gives up. */
+  protected persist(record: JobRecord): Promise<void> {
+    return writeJobRecord(this.store, record, this.log, this.options.storeRetryDelaysMs);
+  }
+
+  /** Adopts a job another process submitted: stored as it is, then reported as queued. */
+  protected async adopt(record: JobRecord): Promise<void> {
+    await this.commit(record, 'queued', () => {});
   }
 
   protected async markStarted(record: JobRecord, attempt: number, worker: string | undefined, at: number) {
-    record.status = 'running';
-    record.attempt = attempt;
-    record.startedAt = at;
-    record.worker = worker;
-    record.progress = undefined;
-    this.note(record, `attempt ${attempt} started${worker ? ` on ${worker}` : ''}`);
-    await this.transition(record, 'started');
+    await this.commit(record, 'started', (next) => {
+      next.status = 'running';
+      next.attempt = attempt;
+      next.startedAt = at;
+      next.worker = worker;
+      next.progress = undefined;
+      this.note(next, `attempt ${attempt} started${worker ? ` on ${worker}` : ''}`);
+    });
   }
 
-  protected async markRequeued(record: JobRecord, reason: string): Promise<void> {
-    record.status = 'queued';
-    record.progress = undefined;
-    this.note(record, `back in the queue: ${reason}`);
-    await this.transition(record, 'requeued', reason);
+  /** Back to the queue; `refund` takes back the attempt (the run was cut short by a planned stop). */
+  protected async markRequeued(record: JobRecord, reason: string, refund = false): Promise<void> {
+    await this.commit(
+      record,
+      'requeued',
+      (next) => {
+        next.status = 'queued';
+        next.progress = undefined;
+        if (refund) next.attempt = Math.max(0, next.attempt - 1);
+        this.note(next, `back in the queue: ${reason}`);
+      },
+      reason,
+    );
   }
 
   protected async markCompleted(record: JobRecord, result: unknown, busyMs: number, batchSize: number) {
-    record.status = 'completed';
-    record.result = result;
-    record.busyMs = busyMs;
-    record.batchSize = batchSize > 1 ? batchSize : undefined;
-    record.finishedAt = Date.now();
-    this.note(record, batchSize > 1 ? `completed in a batch of ${batchSize}` : 'completed');
+    await this.commit(record, 'completed', (next) => {
+      next.status = 'completed';
+      next.result = result;
+      next.busyMs = busyMs;
+      next.batchSize = batchSize > 1 ? batchSize : undefined;
+      next.finishedAt = Date.now();
+      this.note(next, batchSize > 1 ? `completed in a batch of ${batchSize}` : 'completed');
+    });
     const entry = this.averages.record(record.kind, busyMs / 1000, record.units);
-    await Promise.all([this.transition(record, 'completed'), this.store.saveAverage(record.kind, entry)]);
+    // Averages only steer ETAs: a lost one costs nothing that matters.
+    await this.store
+      .saveAverage(record.kind, entry)
+      .catch((err) => this.log.warn('could not store a duration average', { error: (err as Error).message }));
   }
 
   /** Ends a job as failed, or as cancelled when the failure says so. */
   protected async markFailed(record: JobRecord, failure: JobFailure, busyMs?: number): Promise<void> {
-    record.status = failure.code === 'cancelled' ? 'cancelled' : 'failed';
-    record.failure = failure;
-    record.busyMs = busyMs ?? record.busyMs;
-    record.finishedAt = Date.now();
-    this.note(record, `${record.status}: ${failure.message}`);
-    await this.transition(record, record.status === 'cancelled' ? 'cancelled' : 'failed', failure.message);
+    const status = failure.code === 'cancelled' ? 'cancelled' : 'failed';
+    await this.commit(
+      record,
+      status,
+      (next) => {
+        next.status = status;
+        next.failure = failure;
+        next.busyMs = busyMs ?? next.busyMs;
+        next.finishedAt = Date.now();
+        this.note(next, `${status}: ${failure.message}`);
+      },
+      failure.message,
+    );
   }
 
   protected updateProgress(record: JobRecord, progress: JobProgress): void {
@@ -370,11 +427,6 @@ export abstract class QueueCore<KM extends KindMap> implements JobQueue<KM> {
       this.progressSavedAt.set(record.id, now);
       this.store.put(record).catch(() => {});
     }
-  }
-
-  protected async updateResumePoint(record: JobRecord, state: unknown): Promise<void> {
-    record.resumeFrom = state;
-    await this.store.put(record);
   }
 
   private emit(type: JobEventType, record: JobRecord, reason?: string): void {

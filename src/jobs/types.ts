@@ -42,9 +42,15 @@ export interface JobProgress extends ProgressUpdate {
   at: number;
 }
 
-/** Who acts on the queue: the Discord user (or operator) and whether they may act on others' jobs. */
+/** Who acts on the queue: the Discord user (or operator), where from, and their rights there. */
 export interface Actor {
   userId: string;
+  /**
+   * The server (Discord guild) the request comes from; its jobs carry it as `meta.guildId`, and
+   * per-server caps and admin rights apply to it. Absent: an operator (the CLI), bound by no server.
+   */
+  guildId?: string;
+  /** An admin of `guildId` (of that server only); without `guildId`, an operator of the whole bot. */
   isAdmin?: boolean;
 }
 
@@ -80,8 +86,6 @@ export interface JobRecord {
   /** The worker running (or that ran) it: "host:pid". */
   worker?: string;
   progress?: JobProgress;
-  /** Last state the handler saved to continue from after an interruption. */
-  resumeFrom?: unknown;
   result?: unknown;
   failure?: JobFailure;
   /** Worker time spent on this job, its share of a batch included. */
@@ -160,6 +164,11 @@ export interface JobQueue<KM extends KindMap = JobKinds> {
   readonly backend: 'embedded' | 'bullmq';
   /** Applies quotas, cooldowns and the global cap (throws `UserError`s), then queues the job. */
   submit<K extends KindOf<KM>>(request: SubmitRequest<KM, K>): Promise<JobInfoOf<KM, K>>;
+  /**
+   * Throws the `UserError` `submit` would throw for the actor's quotas and caps, without queueing:
+   * for callers that must refuse before costly work (downloading a photo). `submit` checks again.
+   */
+  admit(kind: KindOf<KM>, actor: Actor): Promise<void>;
   get(id: string): Promise<JobInfo<KM> | undefined>;
   list(filter?: JobFilter): Promise<Array<JobInfo<KM>>>;
   /** Cancels a queued or running job: its owner or an admin. Resolves once the job is cancelled. */

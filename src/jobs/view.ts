@@ -6,11 +6,12 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { logger } from '../log.ts';
 import { ArtifactStore } from '../store/artifacts.ts';
-import { JobStore } from '../store/job-store.ts';
 import { BullJobQueue } from './bullmq/queue.ts';
 import type { JobSystemConfig } from './config.ts';
 import { JobAlreadyFinishedError, JobNotFoundError } from './errors.ts';
-import { DurationAverages, placeJobs } from './eta.ts';
+import { type DurationAverages, placeJobs } from './eta.ts';
+import { durationAverages, jobInfo, selectJobs } from './job-info.ts';
+import { JobStore } from './job-store.ts';
 import { type JobKinds, KIND_SPECS, type KindMap, type KindSpecs } from './kinds.ts';
 import { assertMayCancel } from './policy.ts';
 import { cancelledByLabel } from './queue-core.ts';
@@ -45,29 +46,13 @@ class StoreJobView<KM extends KindMap> implements JobView<KM> {
     const unfinished = all ?? (await this.store.unfinished());
     // The view cannot know the bot's lane settings; one batch per lane is the default.
     const placements = placeJobs(unfinished, this.averages, { short: 1, long: 1 }, Date.now());
-    return records.map((record) => {
-      const placement = placements.get(record.id);
-      return {
-        ...record,
-        position: placement?.position ?? null,
-        etaSeconds: placement ? Math.round(placement.etaSeconds ?? 0) : null,
-      } as JobInfo<KM>;
-    });
+    return records.map((record) => jobInfo<KM>(record, placements));
   }
 
   async list(filter: JobFilter = {}): Promise<Array<JobInfo<KM>>> {
     const all = await this.store.all();
-    const matching = all
-      .filter(
-        (record) =>
-          (!filter.status || filter.status.includes(record.status)) &&
-          (!filter.userId || record.userId === filter.userId) &&
-          (!filter.kind || record.kind === filter.kind),
-      )
-      .sort((a, b) => b.createdAt - a.createdAt)
-      .slice(0, filter.limit ?? 50);
     return this.info(
-      matching,
+      selectJobs(all, filter),
       all.filter((record) => !isTerminal(record.status)),
     );
   }
@@ -143,11 +128,5 @@ export async function openJobView<KM extends KindMap = JobKinds>(
     );
     return new BullJobView(queue);
   }
-  const defaults = Object.fromEntries(
-    Object.entries(kinds).map(([kind, spec]) => [
-      kind,
-      (spec as { defaultSecondsPerUnit: number }).defaultSecondsPerUnit,
-    ]),
-  );
-  return new StoreJobView<KM>(store, new DurationAverages(defaults, await store.averages()));
+  return new StoreJobView<KM>(store, durationAverages(kinds, await store.averages()));
 }

@@ -1,7 +1,7 @@
 // Chooses and starts the TensorFlow.js backend every tensor of the process runs on. Each backend
 // module is imported only when asked for: Dawn's native addon and the wasm binary cost time and
 // memory, and tfjs-node is not even a dependency.
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
@@ -132,7 +132,7 @@ async function chooseAutomatically(): Promise<BackendInfo> {
   for (const name of ['tensorflow', 'webgpu', 'wasm'] as const) {
     try {
       if (name === 'webgpu') {
-        const { summary } = await probeWebGpu();
+        const { summary } = await probeWebGpuForAuto();
         if (summary.isSoftware) {
           skip(name, `software adapter ${summary.device} (slower than wasm)`);
           continue;
@@ -239,7 +239,48 @@ function probeWebGpu(): Promise<WebGpuProbe> {
   return webGpuProbe;
 }
 
-async function probeWebGpuOnce(): Promise<WebGpuProbe> {
+// Software Vulkan drivers (lavapipe, SwiftShader) by manifest name, for the Vulkan loader's
+// VK_LOADER_DRIVERS_DISABLE (loader 1.3.234+; older loaders ignore it).
+const SOFTWARE_VULKAN_DRIVERS = ['*lvp_icd*', '*swiftshader*'];
+
+/** Linux device nodes of GPUs (DRM render nodes, NVIDIA's, WSL2's): without one, Vulkan is software. */
+function linuxGpuDeviceNodes(): string[] {
+  const nodes = ['/dev/nvidia0', '/dev/dxg'].filter((path) => existsSync(path));
+  try {
+    nodes.push(...readdirSync('/dev/dri').filter((name) => name.startsWith('renderD')));
+  } catch {
+    // no DRM devices
+  }
+  return nodes;
+}
+
+/**
+ * The probe for `auto`, which never picks a software adapter. Enumerating lavapipe is what makes
+ * Dawn print "maxDynamicUniformBuffersPerPipelineLayout artificially reduced" on every run, so on
+ * Linux `auto` does not load Dawn where no GPU device node exists, and otherwise asks it with the
+ * software drivers hidden from the Vulkan loader. Only a hardware probe is kept for later explicit
+ * `webgpu` requests, which see every driver.
+ */
+async function probeWebGpuForAuto(): Promise<WebGpuProbe> {
+  if (webGpuProbe) return webGpuProbe;
+  if (process.platform !== 'linux') return probeWebGpu();
+  if (linuxGpuDeviceNodes().length === 0)
+    throw new BackendError('no GPU on this machine (no /dev/dri/renderD*, /dev/nvidia0 or /dev/dxg)');
+  const saved = process.env.VK_LOADER_DRIVERS_DISABLE;
+  process.env.VK_LOADER_DRIVERS_DISABLE = [saved, ...SOFTWARE_VULKAN_DRIVERS].filter(Boolean).join(',');
+  try {
+    const probe = await probeWebGpuOnce('no hardware WebGPU adapter');
+    webGpuProbe ??= Promise.resolve(probe);
+    return probe;
+  } catch (err) {
+    throw asBackendError('webgpu', err);
+  } finally {
+    if (saved === undefined) delete process.env.VK_LOADER_DRIVERS_DISABLE;
+    else process.env.VK_LOADER_DRIVERS_DISABLE = saved;
+  }
+}
+
+async function probeWebGpuOnce(noAdapter = 'no WebGPU adapter'): Promise<WebGpuProbe> {
   checkVulkanDriverEnv();
   // The Vulkan stack warns on every start where XDG_RUNTIME_DIR is unset (headless servers, CI).
   if (!process.env.XDG_RUNTIME_DIR) {
@@ -260,7 +301,7 @@ async function probeWebGpuOnce(): Promise<WebGpuProbe> {
     const icd = ['VK_DRIVER_FILES', 'VK_ICD_FILENAMES']
       .filter((key) => process.env[key])
       .map((key) => `${key}=${process.env[key]}`);
-    throw new BackendError(`no WebGPU adapter${icd.length ? ` (with ${icd.join(', ')})` : ''}`, HINTS.webgpu);
+    throw new BackendError(`${noAdapter}${icd.length ? ` (with ${icd.join(', ')})` : ''}`, HINTS.webgpu);
   }
   return { gpu, globals: dawn.globals, summary: summarizeAdapter(adapter) };
 }

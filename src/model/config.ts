@@ -27,6 +27,11 @@ export interface DiscriminatorConfig {
   mbstdChannels: number;
 }
 
+/** Per-pixel noise of the synthesis layers: random: fresh N(0,1) per call; const: the stored
+ * noise_const buffers (reproducible images); none: no noise. */
+export const NOISE_MODES = ['const', 'random', 'none'] as const;
+export type NoiseMode = (typeof NOISE_MODES)[number];
+
 export interface ModelConfig {
   G: GeneratorConfig;
   /** Absent for generator-only checkpoints (blends, exported G_ema). */

@@ -1,6 +1,6 @@
 // Fresh parameters for a network from its ParamSpecs, initialised as the official code does
 // (randn weights, zero biases, affine biases 1, FC weights randn / lr_multiplier).
-import type { ParamSpec } from './networks/layers.ts';
+import type { ParamSpec } from './networks/specs.ts';
 import type { ParamStore } from './params.ts';
 import { tf } from './tf.ts';
 

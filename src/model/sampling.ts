@@ -2,7 +2,7 @@
 // numpy's RandomState(seed), noise_mode 'const' by default, truncation psi.
 import { channelsAt, type GeneratorConfig, synthesisResolutions } from './config.ts';
 import type { GenerateOptions, Generator } from './networks/generator.ts';
-import { zFromSeed } from './seeds.ts';
+import { type Variation, variationZ, zFromSeed } from './seeds.ts';
 import { tf } from './tf.ts';
 
 /**
@@ -35,12 +35,15 @@ export function imagesPerPass(cfg: GeneratorConfig, requested: number, backend =
 
 export interface GenerateBatchOptions extends GenerateOptions {
   batchSize?: number;
+  /** Seeds are noise seeds of variations of this face, not faces of their own. */
+  variation?: Variation;
   onProgress?: (done: number, total: number) => void;
 }
 
-export function seedsToZ(seeds: number[], zDim: number): tf.Tensor2D {
+export function seedsToZ(seeds: number[], zDim: number, variation?: Variation): tf.Tensor2D {
   const data = new Float32Array(seeds.length * zDim);
-  for (const [i, seed] of seeds.entries()) data.set(zFromSeed(seed, zDim), i * zDim);
+  for (const [i, seed] of seeds.entries())
+    data.set(variation ? variationZ(variation, seed, zDim) : zFromSeed(seed, zDim), i * zDim);
   return tf.tensor2d(data, [seeds.length, zDim]);
 }
 
@@ -54,12 +57,12 @@ export async function generateFromSeeds(
   consume: (images: tf.Tensor4D, seeds: number[]) => Promise<void>,
   opts: GenerateBatchOptions = {},
 ): Promise<void> {
-  const { onProgress, ...genOpts } = opts;
+  const { onProgress, variation, ...genOpts } = opts;
   const batchSize = imagesPerPass(G.cfg, opts.batchSize ?? 8);
   for (let start = 0; start < seeds.length; start += batchSize) {
     const batchSeeds = seeds.slice(start, start + batchSize);
     const images = tf.tidy(() =>
-      G.generate(seedsToZ(batchSeeds, G.cfg.zDim), { noiseMode: 'const', ...genOpts }),
+      G.generate(seedsToZ(batchSeeds, G.cfg.zDim, variation), { noiseMode: 'const', ...genOpts }),
     );
     try {
       await consume(images, batchSeeds);

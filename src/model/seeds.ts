@@ -106,6 +106,27 @@ export function zFromSeed(seed: number, zDim: number): Float32Array {
 }
 
 /**
+ * A face near another: which seed it varies, and how far (0: the same face; 1: as far from it as
+ * from any other face, in expectation).
+ */
+export interface Variation {
+  of: number;
+  strength: number;
+}
+
+/**
+ * z of a variation: the face of `variation.of`, moved towards the z of `noiseSeed` by `strength`,
+ * scaled back to the length a z of the prior has on average, so the mapping network sees a typical
+ * latent.
+ */
+export function variationZ(variation: Variation, noiseSeed: number, zDim: number): Float32Array {
+  const base = zFromSeed64(variation.of, zDim);
+  const noise = zFromSeed64(noiseSeed, zDim);
+  const k = 1 / Math.sqrt(1 + variation.strength ** 2);
+  return Float32Array.from(base, (v, i) => (v + variation.strength * noise[i]) * k);
+}
+
+/**
  * Parses "1-16,42,100-102" into seeds (in order, duplicates kept out), at most `maxCount`.
  */
 export function parseSeeds(text: string, maxCount = 1024): number[] {

@@ -5,7 +5,9 @@ import { readdir, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { UserError } from '../errors.ts';
 import { logger } from '../log.ts';
-import { type CheckpointKind, readCheckpointInfo } from '../model/checkpoint/format.ts';
+import type { CheckpointKind, ModelScore } from '../model/checkpoint/format.ts';
+import { readCheckpointInfo } from '../model/checkpoint/info.ts';
+import { bestScored, trainingScore } from './score/best.ts';
 
 const log = logger('models');
 
@@ -27,6 +29,8 @@ export interface ModelEntry {
   fileBytes: number;
   /** Has D (and G): can be fine-tuned from. */
   trainable: boolean;
+  /** KID against its training images, when it was scored (src/pipelines/score). */
+  score?: ModelScore;
 }
 
 async function* checkpointFiles(dir: string, depth = 3): AsyncGenerator<string> {
@@ -41,6 +45,11 @@ async function* checkpointFiles(dir: string, depth = 3): AsyncGenerator<string> 
     if (e.isDirectory() && depth > 0) yield* checkpointFiles(full, depth - 1);
     else if (e.isFile() && e.name.endsWith('.safetensors')) yield full;
   }
+}
+
+function scoreOf(meta: Parameters<typeof trainingScore>[0]): { score?: ModelScore } {
+  const score = trainingScore(meta);
+  return score ? { score } : {};
 }
 
 export class ModelRegistry {
@@ -71,6 +80,7 @@ export class ModelRegistry {
             createdAt: info.meta.createdAt,
             fileBytes: info.fileBytes,
             trainable: info.networks.includes('D') && info.networks.includes('G'),
+            ...scoreOf(info.meta),
           });
         } catch (err) {
           // A half-copied or foreign file must not hide every other model.
@@ -122,6 +132,7 @@ export class ModelRegistry {
           createdAt: info.meta.createdAt,
           fileBytes: info.fileBytes,
           trainable: info.networks.includes('D'),
+          ...scoreOf(info.meta),
         };
       }
     }
@@ -130,6 +141,11 @@ export class ModelRegistry {
       `no model named "${nameOrPath}"`,
       names.length ? `known models: ${names.join(', ')}` : 'no models are installed yet',
     );
+  }
+
+  /** The best-scored snapshot of `name` (lowest KID against its training images), if any is scored. */
+  async bestSnapshot(name: string): Promise<ModelEntry | undefined> {
+    return bestScored(await this.snapshots(name));
   }
 
   /** The snapshot of `name` at exactly `epoch`; the error lists the epochs that exist. */

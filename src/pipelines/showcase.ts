@@ -5,17 +5,28 @@ import type { GeneratorConfig } from '../model/config.ts';
 import { Generator } from '../model/networks/generator.ts';
 import type { ParamStore } from '../model/params.ts';
 import { imagesPerPass, seedsToZ } from '../model/sampling.ts';
+import type { Variation } from '../model/seeds.ts';
 import { tf } from '../model/tf.ts';
 import { type BlendDirection, blend, orderForDirection } from './blend.ts';
+import type { WsRenderer } from './engine.ts';
 
 export interface ShowcaseOptions {
   seeds: number[];
+  /** The seeds are noise seeds of variations of this face. */
+  variation?: Variation;
   psi?: number;
   direction?: BlendDirection;
   width?: number;
+  /** Renders ws with a generator's params (default: tfjs on the active backend). */
+  renderer?: WsRenderer;
 }
 
-async function render(cfg: GeneratorConfig, params: ParamStore, ws: tf.Tensor3D): Promise<RgbImage[]> {
+/** The tfjs WsRenderer: synthesis in passes that fit the backend's memory. */
+export async function renderWithTfjs(
+  cfg: GeneratorConfig,
+  params: ParamStore,
+  ws: tf.Tensor3D,
+): Promise<RgbImage[]> {
   const G = new Generator(cfg, params);
   const [n, numW, wDim] = ws.shape;
   const perPass = imagesPerPass(cfg, n);
@@ -42,7 +53,9 @@ function blendWs(
   opts: ShowcaseOptions,
 ): tf.Tensor3D {
   const { low } = orderForDirection(base, style, opts.direction ?? 'texture');
-  return tf.tidy(() => new Generator(cfg, low).map(seedsToZ(opts.seeds, cfg.zDim), { psi: opts.psi ?? 1 }));
+  return tf.tidy(() =>
+    new Generator(cfg, low).map(seedsToZ(opts.seeds, cfg.zDim, opts.variation), { psi: opts.psi ?? 1 }),
+  );
 }
 
 /** Rows = seeds; columns = base, style, blend: every column rendered from the same ws. */
@@ -54,6 +67,7 @@ export async function blendComparison(
   opts: ShowcaseOptions,
 ): Promise<{ rows: RgbImage[][]; columnLabels: string[]; rowLabels: string[] }> {
   const ws = blendWs(cfg, base, style, opts);
+  const render = opts.renderer ?? renderWithTfjs;
   const { low, high } = orderForDirection(base, style, opts.direction ?? 'texture');
   const blended = blend(low, high, { layer, width: opts.width });
   try {
@@ -75,7 +89,8 @@ export async function blendComparison(
 
 /**
  * Rows = style snapshots (e.g. by epoch), columns = the unblended style then each swap layer;
- * each cell holds the images of all seeds side by side.
+ * each cell holds the images of all seeds side by side. `labelCell`, when given, captions every
+ * cell from its generator's parameters (e.g. how far it moved toward the style's images).
  */
 export async function blendMatrix(
   cfg: GeneratorConfig,
@@ -83,17 +98,22 @@ export async function blendMatrix(
   snapshots: Array<{ label: string; params: ParamStore }>,
   layers: number[],
   opts: ShowcaseOptions,
-): Promise<{ rows: RgbImage[][][]; columnLabels: string[]; rowLabels: string[] }> {
+  labelCell?: (params: ParamStore) => Promise<string>,
+): Promise<{ rows: RgbImage[][][]; columnLabels: string[]; rowLabels: string[]; cellLabels?: string[] }> {
   const rows: RgbImage[][][] = [];
+  const cellLabels: string[] = [];
+  const render = opts.renderer ?? renderWithTfjs;
   for (const snap of snapshots) {
     const ws = blendWs(cfg, base, snap.params, opts);
     try {
       const row: RgbImage[][] = [await render(cfg, base, ws), await render(cfg, snap.params, ws)];
+      if (labelCell) cellLabels.push(await labelCell(base), await labelCell(snap.params));
       const { low, high } = orderForDirection(base, snap.params, opts.direction ?? 'texture');
       for (const layer of layers) {
         const blended = blend(low, high, { layer, width: opts.width });
         try {
           row.push(await render(cfg, blended.params, ws));
+          if (labelCell) cellLabels.push(await labelCell(blended.params));
         } finally {
           for (const t of blended.owned) t.dispose();
         }
@@ -107,5 +127,6 @@ export async function blendMatrix(
     rows,
     columnLabels: ['base', 'style', ...layers.map((l) => `swap ≥${l}`)],
     rowLabels: snapshots.map((s) => s.label),
+    ...(labelCell ? { cellLabels } : {}),
   };
 }

@@ -1,13 +1,14 @@
-// Key-value storage through keyv, chosen by URL: SQLite file (the default, under the data folder),
+// Key-value storage through keyv, chosen by URL: SQLite file (the default, under the data folder;
+// our adapter over better-sqlite3 in sqlite-keyv.ts),
 // Redis or PostgreSQL. Each namespace gets its own adapter instance: keyv adapters hold a single
 // namespace, so two Keyv objects sharing one adapter would write into each other's.
-import { mkdirSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import KeyvPostgres from '@keyv/postgres';
 import KeyvRedis from '@keyv/redis';
-import KeyvSqlite from '@keyv/sqlite';
 import Keyv from 'keyv';
 import { UserError } from '../errors.ts';
+import { SqliteKeyvStore } from './sqlite-keyv.ts';
 
 export type StoreKind = 'sqlite' | 'redis' | 'postgres';
 
@@ -30,23 +31,41 @@ export function redactUrl(url: string): string {
   return url.replace(/\/\/([^:/@]*):[^@/]*@/, '//$1:***@');
 }
 
-// SQLite writes from one connection are not ordered unless serialised; several adapters (one per
-// namespace) on one file also contend for its lock, so give them time rather than fail at once.
+// Several adapters (one per namespace) on one file contend for its lock: give them time rather
+// than fail at once.
 const SQLITE_BUSY_TIMEOUT_MS = 10_000;
-const SQLITE_PAGE = 500;
 
 // biome-ignore lint/suspicious/noExplicitAny: keyv adapters are typed loosely by keyv itself
 function adapterFor(url: string): any {
   switch (storeKind(url)) {
     case 'sqlite': {
       const file = url.slice('sqlite://'.length);
-      if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
-      return new KeyvSqlite({ uri: url, busyTimeout: SQLITE_BUSY_TIMEOUT_MS, iterationLimit: SQLITE_PAGE });
+      if (file !== ':memory:') checkWritableSqlite(file);
+      return new SqliteKeyvStore({ file, busyTimeoutMs: SQLITE_BUSY_TIMEOUT_MS });
     }
     case 'redis':
       return new KeyvRedis(url);
     case 'postgres':
       return new KeyvPostgres({ uri: url });
+  }
+}
+
+/**
+ * SQLite (in WAL mode, readers included) must write next to its file: a read-only data folder is
+ * refused here, by name, rather than as SQLITE_CANTOPEN from deep inside the driver.
+ */
+function checkWritableSqlite(file: string): void {
+  const folder = dirname(file);
+  try {
+    mkdirSync(folder, { recursive: true });
+    accessSync(folder, constants.W_OK);
+    if (existsSync(file)) accessSync(file, constants.R_OK | constants.W_OK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    throw new UserError(
+      `cannot open the job store ${file}: the data folder ${folder} is not writable (${code})`,
+      'SQLite writes beside its file even to read it: use a data folder you can write to (--data-dir or FACESTYLE_DATA_DIR), or FACESTYLE_STORE_URL',
+    );
   }
 }
 
@@ -82,6 +101,5 @@ export async function entriesOf<V>(keyv: Keyv<V>): Promise<Array<[string, V]>> {
 
 /** Enables SQLite's write-ahead log, so readers (the CLI) never block the writer (the bot). */
 export async function tuneSqlite(keyv: Keyv): Promise<void> {
-  const store = keyv.store as { query?: (sql: string) => Promise<unknown> };
-  if (store instanceof KeyvSqlite && store.query) await store.query('PRAGMA journal_mode=WAL');
+  if (keyv.store instanceof SqliteKeyvStore) await keyv.store.enableWriteAheadLog();
 }

@@ -236,10 +236,15 @@ export class VoteStore {
     return this.statements.count.get(resultId)?.n ?? 0;
   }
 
-  /** Adds the member's vote, or removes it if it was there. */
-  toggle(resultId: string, memberId: string, now = Date.now()): VoteOutcome {
+  /**
+   * Adds the member's vote, or removes it if it was there. With `guildId` (what a click carries),
+   * the result must belong to that server: a vote counts only in the server of its result.
+   */
+  toggle(resultId: string, memberId: string, now = Date.now(), guildId?: string): VoteOutcome {
     const run = this.db.transaction((): VoteOutcome => {
       const result = this.statements.result.get(resultId);
+      if (result && guildId !== undefined && result.guild_id !== guildId)
+        throw new UserError('this result belongs to another server', 'vote on it in its own server');
       if (!result) {
         throw new UserError(
           'this result is no longer in the vote records',

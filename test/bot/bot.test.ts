@@ -14,6 +14,7 @@ import {
   watchOutboundConnections,
 } from '../support/fake-discord/index.ts';
 import { ADMIN_ROLE_ID, BotHarness, buttons, isEphemeral, solidPng } from './support/harness.ts';
+import type { MemoryCatalog } from './support/memory-services.ts';
 
 const watch = watchOutboundConnections();
 let h: BotHarness;
@@ -140,10 +141,18 @@ describe('/generate, its progress and its result', () => {
     expect(attachment).toMatchObject({ width: 128, height: 96 });
     expect(reply.embeds[0].image?.url).toBe(attachment.url);
     expect(reply.embeds[0].description).toContain(`<@${alice.id}>`);
+    // Reroll and vote, then per face: enlarge and variations, routed by custom id like the others.
     expect(buttons(reply).map((b) => [b.custom_id, b.label])).toEqual([
       [`reroll:${job.id}`, 'Reroll'],
       [`vote:${job.id}`, 'Vote · 0'],
+      ...[0, 1, 2, 3].map((i) => [`enlarge:${job.id}:${i}`, `Enlarge ${i + 1}`]),
+      ...[0, 1, 2, 3].map((i) => [`vary:${job.id}:${i}`, `Vary ${i + 1}`]),
     ]);
+    expect(reply.components).toHaveLength(3);
+    // The exact command that makes it again.
+    expect(reply.embeds[0].description).toContain(
+      'Reproduce: `/generate seed:42 count:4 model:ffhq256 psi:0.7`',
+    );
   });
 
   it('counts a vote on the button itself, and a second press takes it back', async () => {
@@ -234,6 +243,7 @@ describe('the other commands', () => {
     expect(isEphemeral(reply)).toBe(false);
     const message = h.services.votes.result(voted.id)!;
     expect(reply.embeds[0].description).toContain('🥇 1 vote · seeds 42-45 · ffhq256 · psi 0.7');
+    expect(reply.embeds[0].fields![0].value).toBe(`1. <@${voted.userId}>: 1 vote on 1 result`);
     expect(reply.embeds[0].description).toContain(
       `https://discord.com/channels/${h.fake.guild.id}/${message.channelId}/${message.messageId}`,
     );
@@ -245,6 +255,18 @@ describe('the other commands', () => {
     expect(fields.map((f) => f.name)).toEqual(['Base models', 'Fine-tunes (use with /blend)']);
     expect(fields[0].value).toContain('**ffhq256** (default) · 256px');
     expect(fields[1].value).toContain('**toons** · 256px · from ffhq256 · epochs 10, 20');
+  });
+
+  it('/models shows no epochs for a base model, even one whose file has a training epoch', async () => {
+    h.services.models.models.push({ name: 'imported', kind: 'base', resolution: 256, snapshots: [12] });
+    try {
+      const { record } = await h.interact(h.fake.slashCommand({ name: 'models' }));
+      const base = h.fake.originalMessage(record.raw.id)!.embeds[0].fields![0].value;
+      expect(base).toContain('**imported** · 256px');
+      expect(base).not.toContain('epoch');
+    } finally {
+      h.services.models.models.pop();
+    }
   });
 
   it('/blend takes the snapshot of the chosen epoch and blends it into its base model', async () => {
@@ -278,6 +300,44 @@ describe('the other commands', () => {
     const whisper = h.fake.messages.get(record.followUpIds[0])!;
     expect(whisper.embeds[0].title).toBe('Toons has no snapshot at epoch 15');
     expect(whisper.embeds[0].description).toBe('Snapshots: 10, 20');
+  });
+
+  it('/blend without epochs takes the best-scored snapshot, else the newest, and says which', async () => {
+    const toons = (h.services.models as MemoryCatalog).models.find((m) => m.name === 'toons')!;
+    const blendWithoutEpochs = async () => {
+      const { record } = await h.interact(
+        h.fake.slashCommand({ name: 'blend', options: [option.integer('layer', 32)] }),
+      );
+      const description = await h.fake.waitFor('the job message', () =>
+        h.fake.originalMessage(record.raw.id)?.embeds[0]?.description?.includes('style: ')
+          ? h.fake.originalMessage(record.raw.id)!.embeds[0].description
+          : undefined,
+      );
+      return { style: (newestJob().payload as { style: string }).style, meta: newestJob().meta, description };
+    };
+    const unscored = await blendWithoutEpochs();
+    expect(unscored.style).toBe(join(h.dataDir, 'runs', 'toons', 'epoch-20.safetensors'));
+    expect(unscored.description).toContain('style: epoch 20 of toons: its newest snapshot (none is scored)');
+    expect(unscored.meta).toMatchObject({ styleModel: 'toons', styleEpoch: '20' });
+
+    Object.assign(toons, { bestEpoch: 10, score: { metric: 'KID-nsfwMNv2', kid: 0.0123, kidStd: 0.0021 } });
+    try {
+      const best = await blendWithoutEpochs();
+      expect(best.style).toBe(join(h.dataDir, 'runs', 'toons', 'epoch-10.safetensors'));
+      expect(best.description).toContain(
+        'style: epoch 10 of toons: its best-scored snapshot (KID-nsfwMNv2 0.0123 ± 0.0021, lower is better)',
+      );
+      // The reproduce line and the job's label read the epoch from the meta: the one picked.
+      expect(best.meta).toMatchObject({ styleModel: 'toons', styleEpoch: '10' });
+      expect(best.description).toContain('× **toons epoch 10**');
+      const listed = await h.interact(h.fake.slashCommand({ name: 'models' }));
+      expect(h.fake.originalMessage(listed.record.raw.id)!.embeds[0].fields![1].value).toContain(
+        '**toons** · 256px · from ffhq256 · epochs 10, 20 · best epoch 10 (KID-nsfwMNv2 0.0123)',
+      );
+    } finally {
+      delete toons.bestEpoch;
+      delete toons.score;
+    }
   });
 
   it('/queue shows your waiting jobs with their place and ETA, and /cancel cancels one', async () => {
@@ -490,7 +550,20 @@ describe('/finetune', () => {
     expect(sheetEdit?.files[0]).toMatchObject({ filename: 'contact-sheet.png' });
     expect(sheetEdit!.files[0].bytes.equals(h.services.datasets.contactSheetPng)).toBe(true);
     expect(sheetEdit!.at).toBeLessThanOrEqual(h.services.jobs.jobs.get(job.id)!.createdAt);
-    expect(String((sheetEdit!.body as { content?: string }).content)).toMatch(/120 faces kept, 3 skipped/);
+    const summaryText = String((sheetEdit!.body as { content?: string }).content);
+    expect(summaryText).toMatch(/120 images kept/);
+    expect(summaryText).toContain('100 aligned on a detected face, 20 centre-cropped');
+    expect(summaryText).toContain('3 files not used (no face found: 2, duplicates: 1)');
+    expect(h.services.datasets.imported.at(-1)?.align).toBe('auto');
+    // The summary stays; the queued notice is a message of its own that keeps the model's name.
+    const summaryMessage = h.fake.originalMessage(record.raw.id)!;
+    expect(summaryMessage.content).toBe(summaryText);
+    const queuedNotice = h.fake.messages.get(h.fake.interactions.get(record.raw.id)!.followUpIds[0])!;
+    expect(isEphemeral(queuedNotice)).toBe(true);
+    expect(queuedNotice.content).toContain(`Fine-tune **anime** queued as job \`${job.id}\``);
+    expect(h.fake.messages.get(job.meta.statusMessageId)!.embeds[0].description).toContain(
+      'fine-tune **anime** from **ffhq256**',
+    );
     expect(h.fake.originalMessage(record.raw.id)!.attachments.map((a) => a.filename)).toEqual([
       'contact-sheet.png',
     ]);
@@ -517,18 +590,32 @@ describe('/finetune', () => {
       .filter((r) => r.params.messageId === messageId);
     expect(edits.every((r) => r.auth === 'bot')).toBe(true);
 
+    // The worker scored both snapshots against the training images; epoch 5 came out best.
     h.services.jobs.complete(job.id, {
       snapshots: [
-        { epoch: 5, checkpointPath: join(h.dataDir, 'e5.safetensors') },
-        { epoch: 10, checkpointPath: join(h.dataDir, 'e10.safetensors'), previewPath: preview },
+        {
+          epoch: 5,
+          checkpointPath: join(h.dataDir, 'e5.safetensors'),
+          score: { metric: 'KID-nsfwMNv2', kid: 0.0123, kidStd: 0.0021 },
+        },
+        {
+          epoch: 10,
+          checkpointPath: join(h.dataDir, 'e10.safetensors'),
+          previewPath: preview,
+          score: { metric: 'KID-nsfwMNv2', kid: 0.0456, kidStd: 0.003 },
+        },
       ],
+      bestEpoch: 5,
     });
     const summary = await h.fake.waitFor('the summary', () => {
       const message = h.fake.messages.get(messageId);
       return message?.embeds[0]?.title?.includes('finished') ? message : undefined;
     });
     expect(summary.embeds[0].description).toContain('epochs 5, 10');
-    expect(summary.embeds[0].description).toContain('/blend model:anime epochs:10');
+    expect(summary.embeds[0].description).toContain(
+      'Best epoch: **5** (KID-nsfwMNv2 0.0123 ± 0.0021 against the training images, lower is better)',
+    );
+    expect(summary.embeds[0].description).toContain('/blend model:anime epochs:5');
     expect(buttons(summary)).toEqual([]);
   });
 });

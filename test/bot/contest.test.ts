@@ -11,7 +11,7 @@ import {
   ChannelType,
 } from 'discord.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ContestAnnouncer } from '../../src/bot/contest.ts';
+import { ContestAnnouncer, periodName } from '../../src/bot/contest.ts';
 import { DEFAULT_CONTEST_SCHEDULE, nextContestRun } from '../../src/bot/contest-schedule.ts';
 import { logger } from '../../src/log.ts';
 import { type ResultRecord, VoteStore } from '../../src/store/votes.ts';
@@ -174,6 +174,21 @@ describe('/contest', () => {
   });
 });
 
+describe('the contest title', () => {
+  const week = { start: WEEK1_START, end: WEEK1_START + 7 * DAY };
+  it('names what won: blends, faces, or results of several kinds', () => {
+    expect(periodName(week, [{ kind: 'blend' }, { kind: 'blend' }])).toBe('Blend of the week');
+    expect(periodName(week, [{ kind: 'generate' }])).toBe('Face of the week');
+    expect(periodName(week, [{ kind: 'blend' }, { kind: 'generate' }])).toBe('Top results of the week');
+    expect(periodName({ start: WEEK1_START, end: WEEK1_START + DAY }, [{ kind: 'blend' }])).toBe(
+      'Blend of the day',
+    );
+    expect(periodName({ start: WEEK1_START, end: WEEK1_START + 3 * DAY }, [{ kind: 'blend' }])).toBe(
+      'Contest results',
+    );
+  });
+});
+
 describe('the announcement', () => {
   it('posts the top three of the week with their images and jump links in the chosen channel', async () => {
     const before = h.fake.requestsTo('/channels/:channelId/messages', 'POST').length;
@@ -187,7 +202,8 @@ describe('the announcement', () => {
     expect(report.skipped).toEqual([{ guildId: '123456789012345678', reason: 'failed' }]);
 
     const [message] = postsTo(h.fake.guilds[faces].channels[1].id);
-    expect(message.content).toContain('Blend of the week');
+    // Every winner here is a /generate result: no "Blend of the week" for them.
+    expect(message.content).toContain('Face of the week');
     expect(message.content).toContain(`<t:${WEEK1_START / 1000}:f>`);
     expect(message.embeds.map((e) => e.title)).toEqual(['🥇 result r2', '🥈 result r1', '🥉 result r3']);
     expect(message.embeds[0].description).toContain('**3** votes · by <@author-r2>');

@@ -4,6 +4,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ApplicationCommandOptionType, PermissionFlagsBits } from 'discord.js';
+import sharp from 'sharp';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { registerCommands } from '../../src/bot/register.ts';
 import { logger } from '../../src/log.ts';
@@ -80,12 +81,25 @@ describe('waiting jobs', () => {
     expect(reply().attachments.map((a) => a.id)).toEqual([firstAttachment]);
     expect(reply().embeds[0].image?.url).toBe(reply().attachments[0].url);
 
+    // Rewritten with the same picture (workers save previews in place): nothing to upload again.
+    writeFileSync(preview, await solidPng(24, 24, [255, 0, 0]));
+    h.services.jobs.progress(jobId, { fraction: 0.5, stage: 'step 2b', previewPath: preview });
+    await h.fake.waitFor('the third edit', () => reply().embeds[0].description?.includes('step 2b'));
+    expect(reply().attachments.map((a) => a.id)).toEqual([firstAttachment]);
+
     writeFileSync(preview, await solidPng(24, 24, [0, 0, 255]));
     h.services.jobs.progress(jobId, { fraction: 0.6, stage: 'step 3', previewPath: preview });
     await h.fake.waitFor('the new preview', () => reply().attachments[0]?.id !== firstAttachment);
-    expect(
-      h.fake.attachmentBytes(reply().attachments[0].id)?.equals(await solidPng(24, 24, [0, 0, 255])),
-    ).toBe(true);
+    // A 24 px preview is shown scaled up (whole factor, sharp pixels) to at least 256 px.
+    const shown = h.fake.attachmentBytes(reply().attachments[0].id)!;
+    const { width, height } = await sharp(shown).metadata();
+    expect([width, height]).toEqual([264, 264]);
+    const { channels } = await sharp(shown).stats();
+    expect(channels.slice(0, 3).map((c) => [c.min, c.max])).toEqual([
+      [0, 0],
+      [0, 0],
+      [255, 255],
+    ]);
     expect(reply().embeds[0].image?.url).toBe(reply().attachments[0].url);
   });
 });

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JobInfo } from '../../src/jobs/types.ts';
 import { toonifyPhotosDir } from '../../src/store/toonify-photos.ts';
 import { makeUser, option, watchOutboundConnections } from '../support/fake-discord/index.ts';
-import { BotHarness, buttons, isEphemeral, solidPng } from './support/harness.ts';
+import { BotHarness, buttons, isEphemeral, noisyPng, solidPng } from './support/harness.ts';
 
 const watch = watchOutboundConnections();
 let h: BotHarness;
@@ -157,6 +157,34 @@ describe('/toonify', () => {
     expect(whisper!.embeds[0].title).toBe('"me.png" is not an image');
     expect(toonifyJobs()).toHaveLength(jobsBefore);
     expect(readdirSync(toonifyPhotosDir(h.dataDir))).toEqual([]);
+  });
+
+  it('refuses a member over their quota before downloading anything', async () => {
+    const carol = makeUser({ username: 'carol' });
+    h.services.jobs.policy = { maxQueued: 200, maxActivePerUser: 1, kinds: {} };
+    try {
+      // Her one allowed job is a /generate: the bot's own per-kind cooldown does not apply to the
+      // /toonify below, so what refuses it is the queue's quota, asked before any download.
+      const first = await h.interact(h.fake.slashCommand({ name: 'generate', user: carol, options: [] }));
+      expect(first.outcome.ok, first.outcome.error).toBe(true);
+      const jobsBefore = toonifyJobs().length;
+      const cdnBefore = h.fake.cdnRequests.length;
+      const photosBefore = readdirSync(toonifyPhotosDir(h.dataDir)).length;
+      const { record, outcome } = await h.interact(
+        toonifyCommand(photoUpload('big.png', await noisyPng(600, 600)), [], carol),
+      );
+      expect(outcome.ok).toBe(false);
+      // Answered privately as the acknowledgement itself: no public "thinking" first.
+      expect(record.ack?.type).toBe(4);
+      const whisper = h.fake.originalMessage(record.raw.id);
+      expect(isEphemeral(whisper)).toBe(true);
+      expect(whisper!.embeds[0].title).toBe('You already have 1 job queued or running (limit 1)');
+      expect(h.fake.cdnRequests.length).toBe(cdnBefore);
+      expect(toonifyJobs()).toHaveLength(jobsBefore);
+      expect(readdirSync(toonifyPhotosDir(h.dataDir))).toHaveLength(photosBefore);
+    } finally {
+      h.services.jobs.policy = undefined;
+    }
   });
 
   it('refuses a layer above the model resolution before downloading', async () => {

@@ -50,6 +50,17 @@ describe('VoteStore', () => {
     store.close();
   });
 
+  it("counts a vote only from the result's own server", () => {
+    const store = VoteStore.open(':memory:');
+    store.registerResult(result('r1', { guildId: 'A' }));
+    expect(() => store.toggle('r1', 'm1', Date.now(), 'B')).toThrow('this result belongs to another server');
+    expect(store.count('r1')).toBe(0);
+    expect(store.topResults('B')).toEqual([]);
+    expect(store.toggle('r1', 'm1', Date.now(), 'A')).toEqual({ voted: true, votes: 1 });
+    expect(store.topResults('A').map((r) => r.resultId)).toEqual(['r1']);
+    store.close();
+  });
+
   it('stays consistent when three processes toggle the same members at the same moment', async () => {
     const file = join(dir, 'race.sqlite');
     const store = VoteStore.open(file);

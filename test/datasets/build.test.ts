@@ -265,7 +265,7 @@ describe('buildDataset (centre mode)', () => {
     expect(await readdir(datasets)).toEqual(['x']);
   });
 
-  it('refuses too few usable images with a DatasetError that carries the written report', async () => {
+  it('refuses too few usable images without publishing them, so the name can be used again', async () => {
     const zip = buildZip([
       { name: 'one.png', data: await blockPicture(31) },
       { name: 'notes.png', data: 'text' },
@@ -282,17 +282,25 @@ describe('buildDataset (centre mode)', () => {
     const { message, report } = err as DatasetError;
     expect(message).toBe('only 1 usable image, at least 5 needed (1 not-an-image)');
     expect(report?.kept).toBe(1);
-    expect(await listTree(outDir)).toContain('contact-sheet.png');
-    // The same upload again is refused again, from the stored report.
-    await expect(
-      buildDataset({
-        input: await upload('few-again.zip', zip),
-        outDir,
-        resolution: 32,
-        align: 'center',
-        minImages: 5,
-      }),
-    ).rejects.toThrow(/only 1 usable image/);
+    expect(report?.published).toBe(false);
+    expect(report?.contactSheet).toBeNull();
+    // Neither the dataset nor its temporary folder is left: the name is free.
+    expect(await readdir(datasets)).toEqual([]);
+    // A retry under the same name with a bigger upload builds it.
+    const bigger = buildZip(
+      await Promise.all(
+        [31, 32, 33, 34, 35].map(async (seed) => ({ name: `${seed}.png`, data: await blockPicture(seed) })),
+      ),
+    );
+    const report2 = await buildDataset({
+      input: await upload('more.zip', bigger),
+      outDir,
+      resolution: 32,
+      align: 'center',
+      minImages: 5,
+    });
+    expect(report2.kept).toBe(5);
+    expect(await readdir(datasets)).toEqual(['few']);
   });
 
   it('leaves nothing behind when the archive is refused', async () => {

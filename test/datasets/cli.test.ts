@@ -86,7 +86,7 @@ describe('facestyle dataset build', () => {
       'diagonal',
     );
     expect(badFlag.code).toBe(1);
-    expect(badFlag.stderr).toContain('error: --align must be one of faces, center, got "diagonal"');
+    expect(badFlag.stderr).toContain('error: --align must be one of auto, faces, center, got "diagonal"');
     expect(await readdir(tmp.path)).toEqual(['empty.zip']);
   });
 });

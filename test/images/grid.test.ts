@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { UserError } from '../../src/errors.ts';
 import { blankImage, hstack } from '../../src/images/compose.ts';
 import { encodeUnderLimit } from '../../src/images/encode.ts';
-import { DEFAULT_GRID_BACKGROUND, renderGrid } from '../../src/images/grid.ts';
+import { DEFAULT_GRID_BACKGROUND, fittedFontSize, renderGrid } from '../../src/images/grid.ts';
 import type { RgbImage } from '../../src/images/tensor-image.ts';
 
 const RED = { r: 255, g: 0, b: 0 };
@@ -84,6 +84,26 @@ describe('renderGrid', () => {
       countText(labelled, box.left, box.bottom + 1, box.right, labelled.height),
       'captions',
     ).toBeGreaterThan(5);
+  });
+
+  it('shrinks a title too wide for a narrow grid instead of cutting it (the demo blend)', async () => {
+    const title = 'demo-faces × demo-lorelei e3 · swap ≥16 (texture)';
+    const textHeight = async (columns: number) => {
+      const grid = await renderGrid({
+        tiles: Array.from({ length: columns }, () => blankImage(128, 128, RED)),
+        columns,
+        title,
+      });
+      const top = redBox(grid).top;
+      const rows = Array.from({ length: top }, (_, y) => countText(grid, 0, y, grid.width, y + 1) > 0);
+      return rows.lastIndexOf(true) - rows.indexOf(true) + 1;
+    };
+    // Three 128 px columns are too narrow for the title at its usual size: its letters get smaller.
+    expect(await textHeight(3)).toBeLessThan(await textHeight(8));
+    expect(fittedFontSize(title, 3 * 134 - 6, 17, 10)).toBeLessThan(17);
+    expect(fittedFontSize(title, 3 * 134 - 6, 17, 10)).toBeGreaterThanOrEqual(10);
+    expect(fittedFontSize('short', 400, 17, 10)).toBe(17);
+    expect(fittedFontSize(title.repeat(10), 400, 17, 10)).toBe(10);
   });
 
   it('escapes labels so that markup and control characters cannot break the SVG', async () => {

@@ -190,7 +190,7 @@ describe('facestyle import / export commands', () => {
 
   it('rejects bad options with user errors', async () => {
     await expect(
-      cli().parseAsync(['export', original, '--format', 'onnx', '--out', join(dir, 'x')], { from: 'user' }),
+      cli().parseAsync(['export', original, '--format', 'tflite', '--out', join(dir, 'x')], { from: 'user' }),
     ).rejects.toThrow(UserError);
     await expect(
       cli().parseAsync(['import', G_STATE_DICT, '--out', join(dir, 'y'), '--conv-clamp', 'big'], {

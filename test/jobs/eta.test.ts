@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { DurationAverages, placeJobs } from '../../src/jobs/eta.ts';
+import { durationAverages, jobInfo, selectJobs } from '../../src/jobs/job-info.ts';
+import { KIND_SPECS } from '../../src/jobs/kinds.ts';
 import type { JobRecord } from '../../src/jobs/types.ts';
 
 function job(id: string, fields: Partial<JobRecord>): JobRecord {
@@ -78,5 +80,40 @@ describe('placeJobs', () => {
     const placed = placeJobs([withEta, withRate], averages, {}, now);
     expect(placed.get('x')?.etaSeconds).toBe(25);
     expect(placed.get('y')?.etaSeconds).toBe(30);
+  });
+});
+
+describe('job listings (one helper for the queues and the operators view)', () => {
+  const records = [
+    job('old-done', { status: 'completed', createdAt: 1 }),
+    job('alice-queued', { userId: 'alice', createdAt: 3 }),
+    job('bob-running', { userId: 'bob', status: 'running', createdAt: 2, kind: 'finetune', lane: 'long' }),
+  ];
+
+  it('selects by status, user and kind, newest first, 50 by default', () => {
+    expect(selectJobs(records).map((r) => r.id)).toEqual(['alice-queued', 'bob-running', 'old-done']);
+    expect(selectJobs(records, { status: ['queued', 'running'] }).map((r) => r.id)).toEqual([
+      'alice-queued',
+      'bob-running',
+    ]);
+    expect(selectJobs(records, { userId: 'bob', kind: 'finetune' }).map((r) => r.id)).toEqual([
+      'bob-running',
+    ]);
+    expect(selectJobs(records, { limit: 1 }).map((r) => r.id)).toEqual(['alice-queued']);
+    const many = Array.from({ length: 60 }, (_, i) => job(`j${i}`, { createdAt: i }));
+    expect(selectJobs(many)).toHaveLength(50);
+  });
+
+  it('shows unfinished jobs with position and ETA, finished ones without, as copies', () => {
+    const averages = durationAverages(KIND_SPECS);
+    expect(averages.secondsPerUnit('finetune')).toBe(KIND_SPECS.finetune.defaultSecondsPerUnit);
+    const placements = placeJobs(records, averages, { short: 1, long: 1 }, 10_000);
+    const queued = jobInfo(records[1], placements);
+    expect(queued.position).not.toBeNull();
+    expect(queued.etaSeconds).toBeGreaterThanOrEqual(0);
+    const done = jobInfo(records[0], placements);
+    expect([done.position, done.etaSeconds]).toEqual([null, null]);
+    done.history.push({ at: 0, event: 'changed' });
+    expect(records[0].history).toEqual([]);
   });
 });

@@ -14,7 +14,6 @@ type Kinds = KindMap & {
   work: {
     payload: { ms: number; steps?: number; fail?: 'oom' | 'user' | 'bug'; ignoreAbort?: boolean };
     result: { ok: true };
-    resume: { step: number };
   };
   gen: { payload: { seed: number; oomAlone?: boolean }; result: { seed: number; size: number } };
 };
@@ -31,7 +30,6 @@ const registry = new HandlerRegistry<Kinds>()
       else await sleep(payload.ms / steps, undefined, { signal: ctx.signal });
       ctx.progress({ fraction: step / steps, stage: step < steps ? 'working' : 'finishing' });
     }
-    await ctx.saveResumePoint({ step: steps });
     if (payload.fail === 'oom') throw new Error('WebGPU: Out of memory allocating 1.2 GB');
     if (payload.fail === 'user') throw new UserError('that image has no face in it');
     if (payload.fail === 'bug') throw new TypeError('x is undefined');
@@ -61,16 +59,11 @@ function job(id: string, kind: string, payload: unknown, extra: Partial<ExecJob>
 function collector() {
   const outcomes = new Map<string, ExecOutcome>();
   const progress: JobProgress[] = [];
-  const resumes: unknown[] = [];
   return {
     outcomes,
     progress,
-    resumes,
     sink: {
       progress: (_id: string, p: JobProgress) => progress.push(p),
-      saveResumePoint: async (_id: string, state: unknown) => {
-        resumes.push(state);
-      },
       done: (id: string, outcome: ExecOutcome) => {
         if (outcomes.has(id)) throw new Error(`${id} reported twice`);
         outcomes.set(id, outcome);
@@ -84,7 +77,7 @@ const executor = (
 ) => new JobExecutor(registry, { artifactsRoot: root, progressIntervalMs: 40, ...options });
 
 describe('JobExecutor', () => {
-  it('runs a job, throttles its progress and keeps its resume point', async () => {
+  it('runs a job and throttles its progress', async () => {
     const c = collector();
     await executor().run([job('j1', 'work', { ms: 200, steps: 40 })], c.sink);
     const outcome = c.outcomes.get('j1');
@@ -94,24 +87,41 @@ describe('JobExecutor', () => {
     expect(c.progress.length).toBeLessThan(15);
     expect(c.progress.length).toBeGreaterThan(2);
     expect(c.progress.at(-1)).toMatchObject({ fraction: 1, stage: 'finishing' });
-    expect(c.resumes).toEqual([{ step: 40 }]);
     expect(existsSync(join(root, 'j1'))).toBe(true);
   });
 
-  it('turns handler errors into failures a user can read', async () => {
+  it('turns handler errors into failures a user can read, internal ones into a log reference', async () => {
     const c = collector();
-    const run = executor();
+    const logged: Array<{ msg: string; fields?: Record<string, unknown> }> = [];
+    const capture = (msg: string, fields?: Record<string, unknown>) => logged.push({ msg, fields });
+    const run = new JobExecutor(registry, {
+      artifactsRoot: root,
+      log: { debug: capture, info: capture, warn: capture, error: capture },
+    });
     await run.run([job('oom', 'work', { ms: 1, fail: 'oom' })], c.sink);
     await run.run([job('user', 'work', { ms: 1, fail: 'user' })], c.sink);
     await run.run([job('bug', 'work', { ms: 1, fail: 'bug' })], c.sink);
     await run.run([job('none', 'nothing', {})], c.sink);
     const failureOf = (id: string) => (c.outcomes.get(id) as { failure: unknown }).failure;
-    expect(failureOf('oom')).toMatchObject({
+    expect(failureOf('oom')).toEqual({
       code: 'oom',
-      message: expect.stringMatching(/GPU ran out of memory \(WebGPU: Out of memory/),
+      message: 'the GPU ran out of memory; try fewer images or a smaller model',
     });
     expect(failureOf('user')).toEqual({ code: 'invalid', message: 'that image has no face in it' });
-    expect(failureOf('bug')).toEqual({ code: 'error', message: 'the job failed: x is undefined' });
+    const bug = failureOf('bug') as { code: string; message: string };
+    expect(bug.code).toBe('error');
+    const reference = /^an internal error stopped the job \(log reference ([0-9a-f]{8})\)$/.exec(
+      bug.message,
+    )?.[1];
+    expect(reference, bug.message).toBeDefined();
+    expect(bug.message).not.toContain('undefined');
+    // The full error, with its stack, is in the log under that reference.
+    const entry = logged.find((line) => line.fields?.reference === reference);
+    expect(entry?.fields).toMatchObject({ jobId: 'bug', kind: 'work', error: 'x is undefined' });
+    expect(String(entry?.fields?.stack)).toContain('TypeError: x is undefined');
+    expect(logged.find((line) => line.fields?.jobId === 'oom')?.fields?.error).toContain(
+      'Out of memory allocating',
+    );
     expect(failureOf('none')).toMatchObject({ code: 'unsupported' });
   });
 
@@ -159,7 +169,7 @@ describe('JobExecutor', () => {
     });
     expect(c.outcomes.get('g13')).toMatchObject({
       status: 'failed',
-      failure: { message: 'the job failed: bad seed' },
+      failure: { code: 'error', message: expect.stringMatching(/^an internal error stopped the job/) },
     });
   });
 

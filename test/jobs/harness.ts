@@ -12,7 +12,12 @@ import type { JobSystemConfig } from '../../src/jobs/config.ts';
 import { createJobQueue, type LocalJobQueue, type QueueTiming } from '../../src/jobs/create.ts';
 import type { QueuePolicy } from '../../src/jobs/policy.ts';
 import { defaultStoreUrl } from '../../src/store/keyv.ts';
-import { TEST_KIND_SPECS, type TestKinds } from './fixtures/test-kinds.ts';
+import {
+  type MarkPayload,
+  type SleepPayload,
+  TEST_KIND_SPECS,
+  type TestKinds,
+} from './fixtures/test-kinds.ts';
 
 export type TestQueue = LocalJobQueue<TestKinds>;
 
@@ -48,6 +53,8 @@ export interface OwnerSpec {
   config: JobSystemConfig;
   timing: Partial<QueueTiming>;
   jobs: number;
+  /** What it submits; default: a short test.sleep. */
+  job?: { kind: 'test.mark'; payload: MarkPayload } | { kind: 'test.sleep'; payload: SleepPayload };
 }
 
 export interface QueueHarness {

@@ -78,14 +78,45 @@ describe('checkSubmit', () => {
       refusal('generate', { userActive: 50, userLastSubmitAt: now, userSubmittedToday: 99 }, admin),
     ).toBeUndefined();
   });
+
+  it("holds a server's admins and members to the server's cap, a quarter of the queue by default", () => {
+    const admin = { userId: 'root', guildId: 'A', isAdmin: true };
+    const capped = refusal('generate', { serverActive: 3 }, admin) as QuotaExceededError;
+    expect(capped).toBeInstanceOf(QuotaExceededError);
+    expect(capped.rule).toBe('server');
+    expect(capped.message).toBe('this server already has 3 jobs queued or running (limit 3)');
+    expect(refusal('generate', { serverActive: 2, userActive: 50 }, admin)).toBeUndefined();
+    expect(refusal('generate', { serverActive: 3 }, { userId: 'u1', guildId: 'A' })).toBeInstanceOf(
+      QuotaExceededError,
+    );
+    const explicit = { ...policy, maxActivePerServer: 5 };
+    expect(() => checkSubmit(explicit, 'generate', admin, { ...idle, serverActive: 4 })).not.toThrow();
+    expect(() => checkSubmit(explicit, 'generate', admin, { ...idle, serverActive: 5 })).toThrow(/limit 5/);
+    // Operators (the CLI) have no server: only the global cap holds them.
+    expect(refusal('generate', { serverActive: 99 }, { userId: 'op', isAdmin: true })).toBeUndefined();
+  });
 });
 
 describe('assertMayCancel', () => {
-  it('allows the owner and admins, refuses anyone else', () => {
-    const job = { id: 'j1', userId: 'u1' };
+  const job = { id: 'j1', userId: 'u1', meta: { guildId: 'A' } };
+
+  it("allows the owner, the admins of the job's server and operators, refuses anyone else", () => {
     expect(() => assertMayCancel({ userId: 'u1' }, job)).not.toThrow();
-    expect(() => assertMayCancel({ userId: 'root', isAdmin: true }, job)).not.toThrow();
-    expect(() => assertMayCancel({ userId: 'u2' }, job)).toThrow(NotAllowedError);
+    expect(() => assertMayCancel({ userId: 'u1', guildId: 'B' }, job)).not.toThrow();
+    expect(() => assertMayCancel({ userId: 'root', guildId: 'A', isAdmin: true }, job)).not.toThrow();
+    expect(() => assertMayCancel({ userId: 'operator', isAdmin: true }, job)).not.toThrow();
+    expect(() => assertMayCancel({ userId: 'u2', guildId: 'A' }, job)).toThrow(NotAllowedError);
+  });
+
+  it("refuses an admin of another server, whatever the command's server", () => {
+    expect(() => assertMayCancel({ userId: 'root', guildId: 'B', isAdmin: true }, job)).toThrow(
+      'job j1 belongs to another server',
+    );
+    // An operator's job (no server) is no server admin's to cancel.
+    const operatorJob = { id: 'j2', userId: 'op', meta: {} };
+    expect(() => assertMayCancel({ userId: 'root', guildId: 'A', isAdmin: true }, operatorJob)).toThrow(
+      NotAllowedError,
+    );
   });
 });
 

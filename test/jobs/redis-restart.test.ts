@@ -3,6 +3,9 @@
 // and one runs, then started again. The queue must refuse new jobs clearly while Redis is down
 // and finish every job it had accepted, re-queueing them from its store.
 import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createJobQueue } from '../../src/jobs/create.ts';
@@ -20,14 +23,18 @@ import {
 const PORT = 6390 + (process.pid % 50);
 const URL = `redis://127.0.0.1:${PORT}`;
 
-function startRedis(): ChildProcess {
-  return spawn(
-    'redis-server',
-    ['--port', String(PORT), '--save', '', '--appendonly', 'no', '--daemonize', 'no'],
-    {
-      stdio: 'ignore',
-    },
-  );
+/** No persistence: a restart loses every key. With `aofDir`: every write synced to an append-only file there. */
+function startRedis(aofDir?: string): ChildProcess {
+  const persistence = aofDir
+    ? ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', aofDir]
+    : ['--appendonly', 'no'];
+  return spawn('redis-server', ['--port', String(PORT), '--save', '', ...persistence, '--daemonize', 'no'], {
+    stdio: 'ignore',
+  });
+}
+
+function runsIn(marker: string): string[] {
+  return existsSync(marker) ? readFileSync(marker, 'utf8').trim().split('\n') : [];
 }
 
 async function redisAnswers(): Promise<boolean> {
@@ -104,6 +111,54 @@ describe.skipIf(skipServices)('BullMQ queue through a Redis restart', () => {
       expect((await queue.waitFor(after.id, { timeoutMs: 20_000 })).status).toBe('completed');
     } finally {
       await queue.close();
+    }
+  });
+
+  it('with a persistent Redis, runs every job once through a restart mid-job and stores each outcome', async () => {
+    redis?.kill('SIGKILL');
+    await until('the first Redis to be gone', async () => ((await redisAnswers()) ? undefined : true));
+    const aofDir = mkdtempSync(join(tmpdir(), 'facestyle-redis-aof-'));
+    redis = startRedis(aofDir);
+    await until(
+      'the persistent redis-server',
+      async () => ((await redisAnswers()) ? true : undefined),
+      10_000,
+    );
+    const queue = await createJobQueue<TestKinds>({
+      config: {
+        ...harness.config,
+        queueUrl: URL,
+        prefix: `${harness.config.prefix}-aof`,
+        policy: OPEN_POLICY,
+      },
+      kinds: TEST_KIND_SPECS,
+      // The lock must outlive the outage (kill, restart, AOF replay): on a loaded 2-core machine that
+      // took over FAST_TIMING's 1.5 s, the lock key expired and the stalled check re-ran the job.
+      timing: { ...FAST_TIMING, lockDurationMs: 15_000, stalledIntervalMs: 2_000 },
+      maintenance: false,
+    });
+    try {
+      await queue.whenWorkersReady(30_000);
+      const markers = [0, 1, 2].map((i) => join(aofDir, `job-${i}.marker`));
+      const jobs = [];
+      for (const marker of markers)
+        jobs.push(
+          await queue.submit({ kind: 'test.mark', payload: { ms: 700, marker }, actor: { userId: 'u' } }),
+        );
+      await until('the first job to run', () => runsIn(markers[0]).length === 1 || undefined);
+      // Down while the first job runs and finishes: its outcome waits for Redis, its lock held.
+      redis!.kill('SIGKILL');
+      await until('Redis to be gone', async () => ((await redisAnswers()) ? undefined : true));
+      await new Promise((resolve) => setTimeout(resolve, 700));
+      redis = startRedis(aofDir);
+      await until('Redis to be back', async () => ((await redisAnswers()) ? true : undefined), 10_000);
+      const done = await Promise.all(jobs.map((job) => queue.waitFor(job.id, { timeoutMs: 45_000 })));
+      expect(done.map((job) => job.status)).toEqual(['completed', 'completed', 'completed']);
+      for (const marker of markers)
+        expect(runsIn(marker).filter((line) => line.startsWith('start'))).toHaveLength(1);
+    } finally {
+      await queue.close();
+      rmSync(aofDir, { recursive: true, force: true });
     }
   });
 });

@@ -178,7 +178,7 @@ describe('the toonify handler, in this process', () => {
 
   function context(jobId: string, signal = new AbortController().signal) {
     const progress: ProgressUpdate[] = [];
-    const ctx: HandlerContext<never> = {
+    const ctx: HandlerContext = {
       jobId,
       signal,
       progress: (update) => void progress.push(update),
@@ -186,8 +186,6 @@ describe('the toonify handler, in this process', () => {
       log: logger('test'),
       attempt: 1,
       maxAttempts: 1,
-      resumeFrom: undefined,
-      saveResumePoint: async () => {},
     };
     return { ctx, progress };
   }
@@ -232,9 +230,11 @@ describe('the toonify handler, in this process', () => {
     const handler = toonifyHandler(models, { dataDir, retentionMs: 0 });
     const { ctx } = context('which-face');
     await mkdir(ctx.artifactsDir, { recursive: true });
-    const error = await handler(payload(await upload(), { face: undefined }), ctx).catch((e: unknown) => e);
+    // No face chosen means the largest (the bot says how many there were); a face that is not
+    // there is refused with the job's wording.
+    const error = await handler(payload(await upload(), { face: 5 }), ctx).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(UserError);
-    expect((error as UserError).message).toMatch(/shows 3 faces and none was chosen/);
+    expect((error as UserError).message).toMatch(/face 5 does not exist: the photo shows 3 faces/);
     expect((error as UserError).hint).toBe(
       'choose one with the face option: a number from 0 (largest) to 2 (smallest)',
     );

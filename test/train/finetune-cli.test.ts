@@ -46,7 +46,18 @@ const runArgs = (out: string, previewSeeds: string) => [
   previewSeeds,
 ];
 
-const SCRATCH = ['--resolution', '8', '--cbase', '128', '--cmax', '16', '--z-dim', '8', '--w-dim', '8'];
+const SCRATCH = [
+  '--resolution',
+  '8',
+  '--channel-base',
+  '128',
+  '--channel-max',
+  '16',
+  '--z-dim',
+  '8',
+  '--w-dim',
+  '8',
+];
 
 beforeAll(async () => {
   workDir = await mkdtemp(join(tmpdir(), 'facestyle-finetune-'));
@@ -136,6 +147,12 @@ describe('facestyle finetune', () => {
     ).rejects.toThrow(/--aug/);
     await expect(
       run([...SCRATCH, '--data', join(workDir, 'nowhere'), '--out', out, '--epochs', '1']),
-    ).rejects.toThrow(/training images/);
+    ).rejects.toThrow(/--data .*nowhere does not exist/);
+    await expect(
+      run([...SCRATCH, '--data', dataDir, '--out', out, '--epochs', '4', '--snapshot-epochs', '2,x']),
+    ).rejects.toThrow(/--snapshot-epochs must be a whole number/);
+    await expect(
+      run([...SCRATCH, '--data', dataDir, '--out', out, '--epochs', '4', '--snapshot-epochs', '2,8']),
+    ).rejects.toThrow(/snapshot epochs must be whole epochs from 1 to 4, got 8/);
   });
 });

@@ -243,6 +243,22 @@ describe('training loop (wasm)', () => {
     }
   });
 
+  it('snapshots on an epoch ladder as well as every snapshotEvery epochs', async () => {
+    const data = solidImages(4, [200, 80, 80]);
+    const events: TrainProgress[] = [];
+    const result = await finetune(
+      options('ladder', data, {
+        epochs: 6,
+        snapshotEvery: 4,
+        snapshotEpochs: [1, 2, 5],
+        previewSeeds: [],
+        onProgress: (e) => events.push(e),
+      }),
+    );
+    expect(result.snapshots.map((s) => s.epoch)).toEqual([1, 2, 4, 5, 6]);
+    expect(events.filter((e) => e.snapshot).map((e) => e.epoch)).toEqual([1, 2, 4, 5, 6]);
+  });
+
   it('defaults to the official auto configuration, in whole minibatch-std groups', () => {
     const paper = defaultHyperparameters(256, 1000, 8);
     expect(paper).toMatchObject({ batchSize: 16, batchGpu: 16, r1Gamma: 0.8192, emaKimg: 5, plWeight: 2 });
@@ -263,6 +279,9 @@ describe('training loop (wasm)', () => {
       UserError,
     );
     await expect(finetune(options('bad2', data, { epochs: 0 }))).rejects.toThrow(UserError);
+    await expect(finetune(options('bad4', data, { snapshotEpochs: [2, 5] }))).rejects.toThrow(
+      /snapshot epochs must be whole epochs from 1 to 4, got 5/,
+    );
     await expect(finetune(options('bad3', new TrainingSet(new Uint8Array(16 * 16 * 3), 16)))).rejects.toThrow(
       /16x16 but the model is 8x8/,
     );

@@ -1,10 +1,15 @@
-// /blend epochs layer [model] [direction] [width] [seeds] [matrix]: layer-swaps a fine-tune's
+// /blend layer [epochs] [model] [direction] [width] [seeds] [matrix]: layer-swaps a fine-tune's
 // snapshot into its base model and shows base | style | blend for each seed, with a vote button.
+// Without epochs it takes the best-scored snapshot (lowest KID against the training images), else
+// the newest, and the job message says which.
 import { InteractionContextType, SlashCommandBuilder } from 'discord.js';
 import { UserError } from '../../errors.ts';
 import type { BlendPayload } from '../../jobs/kinds.ts';
 import { parseSeeds } from '../../model/seeds.ts';
+import { formatScore } from '../../pipelines/score/best.ts';
 import type { BotContext, SlashCommand } from '../command.ts';
+import { checkCooldown } from '../cooldowns.ts';
+import { VARIATION_STRENGTH } from '../result-actions.ts';
 import type { ModelSummary } from '../services.ts';
 import { submitAndShow } from '../submit.ts';
 import { consecutiveSeeds, DEFAULT_PSI, randomFirstSeed } from './generate.ts';
@@ -24,6 +29,21 @@ async function latestFinetune(ctx: BotContext): Promise<ModelSummary> {
   return latest;
 }
 
+/** The snapshot to blend: the one asked for, else the best-scored, else the newest; and why. */
+export function chooseSnapshot(model: ModelSummary, epoch: number | null): { epoch?: number; note?: string } {
+  if (epoch !== null) return { epoch };
+  if (model.bestEpoch !== undefined && model.score) {
+    return {
+      epoch: model.bestEpoch,
+      note: `epoch ${model.bestEpoch} of ${model.name}: its best-scored snapshot (${formatScore(model.score)}, lower is better)`,
+    };
+  }
+  const newest = model.snapshots?.at(-1);
+  return newest === undefined
+    ? {}
+    : { epoch: newest, note: `epoch ${newest} of ${model.name}: its newest snapshot (none is scored)` };
+}
+
 export const blend: SlashCommand = {
   data: new SlashCommandBuilder()
     .setName('blend')
@@ -31,17 +51,16 @@ export const blend: SlashCommand = {
     .setContexts(InteractionContextType.Guild)
     .addIntegerOption((o) =>
       o
-        .setName('epochs')
-        .setDescription('Which snapshot of the fine-tune (its epoch)')
-        .setRequired(true)
-        .setMinValue(1),
-    )
-    .addIntegerOption((o) =>
-      o
         .setName('layer')
         .setDescription('Resolution where the style takes over: lower gives more style')
         .setRequired(true)
         .addChoices(...LAYERS.map((layer) => ({ name: `${layer}px`, value: layer }))),
+    )
+    .addIntegerOption((o) =>
+      o
+        .setName('epochs')
+        .setDescription('Which snapshot of the fine-tune (its epoch; default: the best-scored one)')
+        .setMinValue(1),
     )
     .addStringOption((o) =>
       o.setName('model').setDescription('Fine-tuned model (default: the newest)').setAutocomplete(true),
@@ -65,9 +84,17 @@ export const blend: SlashCommand = {
     .addStringOption((o) =>
       o.setName('seeds').setDescription(`Seeds, e.g. 1-4,42 (at most ${MAX_SEEDS}; random when empty)`),
     )
-    .addBooleanOption((o) => o.setName('matrix').setDescription('Also show every swap layer side by side')),
+    .addBooleanOption((o) => o.setName('matrix').setDescription('Also show every swap layer side by side'))
+    .addIntegerOption((o) =>
+      o
+        .setName('variation_of')
+        .setDescription('Variations of the face of this seed (then `seeds` picks the variations)')
+        .setMinValue(0)
+        .setMaxValue(2 ** 32 - 1),
+    ),
   visibility: 'public',
   async execute(interaction, ctx) {
+    checkCooldown(ctx, interaction.user.id, 'blend');
     await ctx.respond.defer('public');
     const name = interaction.options.getString('model');
     const model = name ? await findModel(ctx, name, ['finetuned']) : await latestFinetune(ctx);
@@ -81,9 +108,10 @@ export const blend: SlashCommand = {
       );
     }
     const seedsText = interaction.options.getString('seeds');
+    const chosen = chooseSnapshot(model, interaction.options.getInteger('epochs'));
     const payload: BlendPayload = {
       base,
-      style: await ctx.services.models.snapshot(model.name, interaction.options.getInteger('epochs', true)),
+      style: await ctx.services.models.snapshot(model.name, chosen.epoch),
       layer,
       width: interaction.options.getInteger('width') ?? 0,
       direction: (interaction.options.getString('direction') ?? 'texture') as BlendPayload['direction'],
@@ -93,7 +121,15 @@ export const blend: SlashCommand = {
       psi: DEFAULT_PSI,
       matrix: interaction.options.getBoolean('matrix') ?? false,
     };
-    await submitAndShow(interaction, ctx, 'blend', payload);
+    const variationOf = interaction.options.getInteger('variation_of');
+    if (variationOf !== null) payload.variation = { of: variationOf, strength: VARIATION_STRENGTH };
+    // The payload's style is a checkpoint reference; members know it by name and epoch. The epoch
+    // is the one blended even when /blend picked it (best-scored), so the reproduce line repeats it.
+    await submitAndShow(interaction, ctx, 'blend', payload, {
+      styleModel: model.name,
+      ...(chosen.epoch !== undefined ? { styleEpoch: String(chosen.epoch) } : {}),
+      ...(chosen.note ? { snapshotNote: chosen.note } : {}),
+    });
   },
   autocomplete: (interaction, ctx) => autocompleteModel(interaction, ctx, ['finetuned']),
 };

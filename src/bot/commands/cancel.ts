@@ -1,4 +1,4 @@
-// /cancel job: stops one of the member's queued or running jobs (admins may stop anyone's).
+// /cancel job: stops one of the member's queued or running jobs (a server's admins may stop any job of their server).
 import { InteractionContextType, SlashCommandBuilder } from 'discord.js';
 import type { SlashCommand } from '../command.ts';
 import { describeJob } from '../replies.ts';
@@ -22,7 +22,7 @@ export const cancel: SlashCommand = {
   async execute(interaction, ctx) {
     await ctx.respond.defer('ephemeral');
     const id = interaction.options.getString('job', true).trim();
-    const job = await ctx.services.jobs.cancel(id, { userId: interaction.user.id, isAdmin: ctx.isAdmin });
+    const job = await ctx.services.jobs.cancel(id, ctx.actor);
     await ctx.respond.send({ content: `Cancelled \`${job.id}\`: ${describeJob(job)}` });
   },
   async autocomplete(interaction, ctx) {

@@ -24,7 +24,7 @@ const CHANNEL_PERMISSIONS = [
 export const contest: SlashCommand = {
   data: new SlashCommandBuilder()
     .setName('contest')
-    .setDescription("Where this server's blend of the week is announced")
+    .setDescription("Where this server's weekly contest results are announced")
     .setContexts(InteractionContextType.Guild)
     .setDefaultMemberPermissions(PermissionFlagsBits.ManageGuild)
     .addChannelOption((o) =>

@@ -2,7 +2,7 @@
 // uploaded archive of faces. The archive is fetched at once (CDN links expire); progress goes to an
 // ordinary channel message edited in place, which outlives the 15-minute interaction token and a
 // restart of the bot (its ids are kept with the job).
-import { open, rm } from 'node:fs/promises';
+import { rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   type Attachment,
@@ -17,8 +17,10 @@ import { isUserError, UserError } from '../../errors.ts';
 import type { InteractionContext, SlashCommand } from '../command.ts';
 import { downloadAttachment } from '../download.ts';
 import { Colors, messageLink, progressBar } from '../replies.ts';
+import type { DatasetAlign, ImportedDataset } from '../services.ts';
 import { jobMeta } from '../submit.ts';
 import { ChannelMessageTarget } from '../tracker.ts';
+import { checkUploadSize, declaredType, readHead } from '../uploads.ts';
 import { autocompleteModel, defaultModel, findModel } from './models-option.ts';
 
 export const MAX_DATASET_BYTES = 500 * 2 ** 20;
@@ -38,7 +40,7 @@ const CHANNEL_PERMISSIONS = [
 
 /** Refuses what is obviously not a dataset archive before spending a download on it. */
 export function checkDatasetAttachment(attachment: Attachment): void {
-  if (attachment.contentType?.startsWith('image/')) {
+  if (declaredType(attachment)?.startsWith('image/')) {
     throw new UserError(
       `"${attachment.name}" is a single image, not a dataset`,
       'upload a .zip or .tar.gz archive with a few hundred face images',
@@ -50,23 +52,17 @@ export function checkDatasetAttachment(attachment: Attachment): void {
       'pack the face images into a .zip and upload that',
     );
   }
-  if (attachment.size > MAX_DATASET_BYTES) {
-    throw new UserError(
-      `the archive is ${(attachment.size / 2 ** 20).toFixed(0)} MiB; the limit is ${MAX_DATASET_BYTES / 2 ** 20} MiB`,
-      'a few hundred images of about 1024 px are enough',
-    );
-  }
+  checkUploadSize(
+    attachment,
+    'archive',
+    MAX_DATASET_BYTES,
+    'a few hundred images of about 1024 px are enough',
+  );
 }
 
 /** Reads the first bytes of the download: the name may lie about what it is. */
 async function checkArchiveContent(path: string, name: string): Promise<void> {
-  const handle = await open(path, 'r');
-  const head = Buffer.alloc(512);
-  try {
-    await handle.read(head, 0, head.length, 0);
-  } finally {
-    await handle.close();
-  }
+  const head = await readHead(path, 512);
   const format = sniffArchive(head);
   if (format && READABLE_ARCHIVES.has(format)) return;
   if (format)
@@ -95,11 +91,36 @@ function stageEmbed(name: string, stage: string): EmbedBuilder {
   return new EmbedBuilder().setColor(Colors.queued).setTitle(`Fine-tune ${name}`).setDescription(stage);
 }
 
+/** What the admin reads before the training starts: what was kept, how, and what was not. */
+export function datasetSummary(name: string, imported: ImportedDataset): string {
+  const n = (count: number, word: string) => `${count} ${word}${count === 1 ? '' : 's'}`;
+  const lines = [`Dataset for **${name}**: ${n(imported.images, 'image')} kept.`];
+  const by = imported.keptBy;
+  if (by && by.faces > 0 && by.center > 0)
+    lines.push(
+      `${by.faces} aligned on a detected face, ${by.center} centre-cropped (marked with an orange strip on the sheet).`,
+    );
+  else if (by?.center) lines.push('All centre-cropped (no face detected, or align:center).');
+  else if (by?.faces) lines.push('All aligned on a detected face.');
+  if (imported.skipped > 0)
+    lines.push(`${n(imported.skipped, 'file')} not used${imported.notUsed ? ` (${imported.notUsed})` : ''}.`);
+  if (imported.contactSheet) lines.push('The kept images are below.');
+  lines.push('Starting the fine-tune…');
+  return lines.join('\n');
+}
+
 // Dataset preparation reports often; the channel message is edited at most this often.
 const PREPARE_REFRESH_MS = 5_000;
 
+const ALIGN_CHOICES = [
+  { name: 'auto: on detected faces, centre crop where none is found (default)', value: 'auto' },
+  { name: 'faces: only images with a detected face (photos)', value: 'faces' },
+  { name: 'center: centre crop every image (drawn, anime, framed art)', value: 'center' },
+] as const;
+
 interface FinetuneRequest {
   dataset: Attachment;
+  align: DatasetAlign;
   name: string;
   epochs: number;
   snapshotEvery: number;
@@ -127,7 +148,8 @@ function readRequest(interaction: ChatInputCommandInteraction): FinetuneRequest 
       'give me View Channel, Send Messages, Embed Links and Attach Files here, or run /finetune in another channel',
     );
   }
-  return { dataset, name, epochs, snapshotEvery };
+  const align = (interaction.options.getString('align') ?? 'auto') as DatasetAlign;
+  return { dataset, name, epochs, snapshotEvery, align };
 }
 
 async function run(interaction: ChatInputCommandInteraction, ctx: InteractionContext): Promise<void> {
@@ -144,6 +166,11 @@ async function run(interaction: ChatInputCommandInteraction, ctx: InteractionCon
     'uploads',
     `${interaction.id}-${dataset.name.replace(/[^\w.-]/g, '_')}`,
   );
+  // The name is claimed first, so that two admins cannot both build under it; everything this
+  // attempt claims under the name is given back unless it ends in a queued job.
+  const runDir = await ctx.services.models.reserveRunDir(name);
+  let datasetDir: string | undefined;
+  let submitted = false;
   try {
     // At once: the attachment URL is signed and expires.
     await downloadAttachment(dataset.url, archive, MAX_DATASET_BYTES);
@@ -160,6 +187,10 @@ async function run(interaction: ChatInputCommandInteraction, ctx: InteractionCon
       const imported = await ctx.services.datasets.importArchive(archive, {
         name,
         resolution: base.resolution,
+        align: request.align,
+        ownerId: interaction.user.id,
+        // A bot restarted while the dataset is built picks the job up on this same message.
+        meta: { ...jobMeta(interaction), statusMessageId: where.messageId },
         onProgress: (fraction, stage) => {
           if (Date.now() - shownAt < PREPARE_REFRESH_MS) return;
           shownAt = Date.now();
@@ -167,9 +198,10 @@ async function run(interaction: ChatInputCommandInteraction, ctx: InteractionCon
           status.show({ embeds: [stageEmbed(name, text)], components: [] }).catch(() => {});
         },
       });
+      datasetDir = imported.datasetDir;
       // The admin sees what the model will learn from before it starts (and can /cancel it).
       await ctx.respond.send({
-        content: `Dataset for **${name}**: ${imported.images} faces kept, ${imported.skipped} skipped${imported.contactSheet ? ' (the kept faces below)' : ''}. Starting the fine-tune…`,
+        content: datasetSummary(name, imported),
         files: imported.contactSheet
           ? [{ attachment: imported.contactSheet, name: 'contact-sheet.png' }]
           : [],
@@ -181,15 +213,18 @@ async function run(interaction: ChatInputCommandInteraction, ctx: InteractionCon
           base: base.name,
           epochs: request.epochs,
           snapshotEvery: request.snapshotEvery,
-          runDir: await ctx.services.models.reserveRunDir(name),
+          runDir,
         },
-        actor: { userId: interaction.user.id, isAdmin: true },
+        actor: ctx.actor,
         meta: { ...jobMeta(interaction), statusMessageId: where.messageId, modelName: name },
       });
+      submitted = true;
       await ctx.tracker.watch(job, status);
-      await ctx.respond.send({
-        content: `Fine-tune **${name}** queued as job \`${job.id}\` with ${imported.images} images (${imported.skipped} skipped): progress in ${link}`,
-      });
+      // A message of its own: the summary above, with its contact sheet, stays readable.
+      await ctx.respond.followUp(
+        { content: `Fine-tune **${name}** queued as job \`${job.id}\`: progress in ${link}` },
+        'ephemeral',
+      );
     } catch (err) {
       // The channel message must not stay at "preparing" forever.
       const reason = isUserError(err) ? err.message : 'an internal error (see the bot log)';
@@ -203,6 +238,11 @@ async function run(interaction: ChatInputCommandInteraction, ctx: InteractionCon
     }
   } finally {
     await rm(archive, { force: true });
+    if (!submitted) {
+      // rmdir, not rm: only the empty reservation is removed, never anything a run wrote.
+      await rmdir(runDir).catch(() => {});
+      if (datasetDir) await rm(datasetDir, { recursive: true, force: true }).catch(() => {});
+    }
   }
 }
 
@@ -234,6 +274,12 @@ export const finetune: SlashCommand = {
         .setName('snapshot_every')
         .setDescription('Save a snapshot and a preview every this many epochs')
         .setMinValue(1),
+    )
+    .addStringOption((o) =>
+      o
+        .setName('align')
+        .setDescription('How images are cropped to faces (default auto)')
+        .addChoices(...ALIGN_CHOICES),
     )
     .addStringOption((o) =>
       o

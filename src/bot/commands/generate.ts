@@ -4,6 +4,8 @@ import { InteractionContextType, SlashCommandBuilder } from 'discord.js';
 import { UserError } from '../../errors.ts';
 import { randomSeed } from '../../model/seeds.ts';
 import type { SlashCommand } from '../command.ts';
+import { checkCooldown } from '../cooldowns.ts';
+import { VARIATION_STRENGTH } from '../result-actions.ts';
 import { submitAndShow } from '../submit.ts';
 import { autocompleteModel, defaultModel, findModel } from './models-option.ts';
 
@@ -54,19 +56,29 @@ export const generate: SlashCommand = {
         .setDescription(`How many faces (default ${DEFAULT_COUNT})`)
         .setMinValue(1)
         .setMaxValue(MAX_COUNT),
+    )
+    .addIntegerOption((o) =>
+      o
+        .setName('variation_of')
+        .setDescription('Variations of the face of this seed (then `seed` picks the variations)')
+        .setMinValue(0)
+        .setMaxValue(MAX_SEED),
     ),
   visibility: 'public',
   async execute(interaction, ctx) {
+    checkCooldown(ctx, interaction.user.id, 'generate');
     await ctx.respond.defer('public');
     const name = interaction.options.getString('model');
     const model = name ? await findModel(ctx, name) : await defaultModel(ctx);
     const count = interaction.options.getInteger('count') ?? DEFAULT_COUNT;
     const seeds = consecutiveSeeds(interaction.options.getInteger('seed') ?? randomFirstSeed(count), count);
+    const variationOf = interaction.options.getInteger('variation_of');
     await submitAndShow(interaction, ctx, 'generate', {
       checkpoint: model.name,
       seeds,
       psi: interaction.options.getNumber('psi') ?? DEFAULT_PSI,
-      grid: true,
+      grid: count > 1,
+      ...(variationOf === null ? {} : { variation: { of: variationOf, strength: VARIATION_STRENGTH } }),
     });
   },
   autocomplete: (interaction, ctx) => autocompleteModel(interaction, ctx),

@@ -55,7 +55,10 @@ export const leaderboard: SlashCommand = {
       embed.addFields({
         name: 'Top creators',
         value: creators
-          .map((c, i) => `${i + 1}. <@${c.authorId}>: ${c.votes} votes on ${c.results} results`)
+          .map(
+            (c, i) =>
+              `${i + 1}. <@${c.authorId}>: ${c.votes} vote${c.votes === 1 ? '' : 's'} on ${c.results} result${c.results === 1 ? '' : 's'}`,
+          )
           .join('\n'),
       });
     }

@@ -1,5 +1,6 @@
 // /models: the models members can use, grouped by kind, with the snapshots /blend can take.
 import { EmbedBuilder, InteractionContextType, SlashCommandBuilder } from 'discord.js';
+import { formatKid } from '../../pipelines/score/best.ts';
 import type { SlashCommand } from '../command.ts';
 import { Colors, truncate } from '../replies.ts';
 import type { ModelKind, ModelSummary } from '../services.ts';
@@ -15,7 +16,13 @@ const FIELD_MAX = 1024;
 function line(model: ModelSummary, isDefault: boolean): string {
   const details = [`${model.resolution}px`];
   if (model.parent) details.push(`from ${model.parent}`);
-  if (model.snapshots?.length) details.push(`epochs ${model.snapshots.join(', ')}`);
+  // Only fine-tunes have snapshots to pick with /blend; a base model's training epoch means nothing here.
+  if (model.kind === 'finetuned' && model.snapshots?.length)
+    details.push(`epoch${model.snapshots.length === 1 ? '' : 's'} ${model.snapshots.join(', ')}`);
+  if (model.score) {
+    const kid = `${model.score.metric} ${formatKid(model.score.kid)}`;
+    details.push(model.bestEpoch !== undefined ? `best epoch ${model.bestEpoch} (${kid})` : kid);
+  }
   const description = model.description ? ` — ${model.description}` : '';
   return `**${model.name}**${isDefault ? ' (default)' : ''} · ${details.join(' · ')}${description}`;
 }

@@ -1,9 +1,9 @@
 // /toonify photo [blend] [layer] [face]: a member's own photo in a community style, shown as
-// original | reconstruction | stylised with a vote button. The attachment is checked before any
-// download, fetched at once (CDN links expire) and checked again by its bytes. The photo serves this
+// original | reconstruction | stylised with a vote button. The attachment and the member's quota
+// are checked before any download, fetched at once (CDN links expire) and checked again by its bytes. The photo serves this
 // one job: the worker deletes it when the job ends, and so does the bot for a job that never ran
 // (see src/store/toonify-photos.ts). It never enters a dataset, the catalogue or a contest.
-import { open, rename, rm } from 'node:fs/promises';
+import { rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   type Attachment,
@@ -16,10 +16,12 @@ import { UserError } from '../../errors.ts';
 import type { ToonifyPayload } from '../../jobs/kinds.ts';
 import { releasePhoto, toonifyPhotosDir } from '../../store/toonify-photos.ts';
 import type { BotContext, InteractionContext, SlashCommand } from '../command.ts';
+import { checkCooldown } from '../cooldowns.ts';
 import { downloadAttachment } from '../download.ts';
 import type { ModelKind, ModelSummary } from '../services.ts';
 import { jobMeta } from '../submit.ts';
 import { InteractionReplyTarget } from '../tracker.ts';
+import { checkUploadSize, declaredType, readHead } from '../uploads.ts';
 import { autocompleteModel, findModel } from './models-option.ts';
 
 /** Over Discord's own upload limit for most servers; a face needs far less. */
@@ -29,17 +31,21 @@ const PHOTO_NAME = /\.(jpe?g|png|webp)$/i;
 const PHOTO_FORMATS = new Set(['jpeg', 'png', 'webp']);
 const STYLE_KINDS: readonly ModelKind[] = ['finetuned', 'blend'];
 const LAYERS = [4, 8, 16, 32, 64, 128, 256, 512, 1024];
-/** Coarse shape from the photo, the rest from the style: the classic toonify swap. */
-const DEFAULT_LAYER = 32;
-const MAX_FACE = 20;
-
-function mib(bytes: number): string {
-  return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+/**
+ * The swap layer when none is given: half the model's resolution, at most 32 px. On the 32 px demo
+ * models a swap at 32 changes nothing (the style gives only the last layer) while 16 visibly
+ * stylises and keeps the photo's shape (docs/images/demo-blend-matrix.png); from 64 px up, 32 is
+ * the report's and the classic toonify swap.
+ */
+const MAX_DEFAULT_LAYER = 32;
+export function defaultToonifyLayer(resolution: number): number {
+  return Math.max(4, Math.min(MAX_DEFAULT_LAYER, resolution / 2));
 }
+const MAX_FACE = 20;
 
 /** Refuses what is obviously not a photo before spending a download on it. */
 export function checkPhotoAttachment(attachment: Attachment): void {
-  const type = attachment.contentType?.split(';')[0].trim().toLowerCase();
+  const type = declaredType(attachment);
   // The name decides only when Discord could not tell the type.
   const looksLikePhoto = type ? PHOTO_TYPES.has(type) : PHOTO_NAME.test(attachment.name);
   if (!looksLikePhoto) {
@@ -48,24 +54,17 @@ export function checkPhotoAttachment(attachment: Attachment): void {
       'upload a photo of your face as .jpg, .png or .webp',
     );
   }
-  if (attachment.size > MAX_PHOTO_BYTES) {
-    throw new UserError(
-      `the photo is ${mib(attachment.size)}; the limit is ${mib(MAX_PHOTO_BYTES)}`,
-      'send a smaller copy of it: the face is resized to the model anyway',
-    );
-  }
+  checkUploadSize(
+    attachment,
+    'photo',
+    MAX_PHOTO_BYTES,
+    'send a smaller copy of it: the face is resized to the model anyway',
+  );
 }
 
 /** The file's real format, from its first bytes: the name and the declared type may lie. */
 async function photoFormat(path: string, name: string): Promise<string> {
-  const handle = await open(path, 'r');
-  const head = Buffer.alloc(16);
-  try {
-    await handle.read(head, 0, head.length, 0);
-  } finally {
-    await handle.close();
-  }
-  const format = sniffImage(head);
+  const format = sniffImage(await readHead(path, 16));
   if (format && PHOTO_FORMATS.has(format)) return format;
   if (format)
     throw new UserError(
@@ -105,7 +104,7 @@ async function stylePayload(
   }
   const base = model.parent ?? (await ctx.services.models.defaultModel());
   if (!base) throw new UserError(`the model "${model.name}" does not say which model it was trained from`);
-  const swap = layer ?? Math.min(DEFAULT_LAYER, model.resolution);
+  const swap = layer ?? defaultToonifyLayer(model.resolution);
   if (swap > model.resolution) {
     throw new UserError(
       `layer ${swap}px is above the model's resolution (${model.resolution}px)`,
@@ -131,7 +130,13 @@ async function fetchPhoto(interaction: ChatInputCommandInteraction, ctx: BotCont
 
 async function run(interaction: ChatInputCommandInteraction, ctx: InteractionContext): Promise<void> {
   const photo = interaction.options.getAttachment('photo', true);
+  // Cheapest first: the attachment's declared type and size, the member's quota and the server's
+  // cap, the options; only then the download (up to MAX_PHOTO_BYTES) and the decode of its bytes.
   checkPhotoAttachment(photo);
+  checkCooldown(ctx, interaction.user.id, 'toonify');
+  // Before the public "thinking": a member over quota is answered privately, and the queue's
+  // count is one quick store read, well inside the 3 s acknowledgement window.
+  await ctx.services.jobs.admit('toonify', ctx.actor);
   await ctx.respond.defer('public');
   const style = await stylePayload(interaction, ctx);
   const photoPath = await fetchPhoto(interaction, ctx, photo);
@@ -140,7 +145,7 @@ async function run(interaction: ChatInputCommandInteraction, ctx: InteractionCon
     .submit({
       kind: 'toonify',
       payload: { ...style, photoPath },
-      actor: { userId: interaction.user.id, isAdmin: ctx.isAdmin },
+      actor: ctx.actor,
       meta: jobMeta(interaction),
     })
     .catch(async (err: unknown) => {
@@ -148,9 +153,11 @@ async function run(interaction: ChatInputCommandInteraction, ctx: InteractionCon
       await rm(photoPath, { force: true });
       throw err;
     });
+  ctx.cooldowns.record(interaction.user.id, 'toonify');
   const { finished } = await ctx.tracker.watch(
     job,
     new InteractionReplyTarget(ctx.respond, ctx.client, ctx.tokenLifetimeMs),
+    { queuedGraceMs: ctx.queuedGraceMs },
   );
   // The worker releases the photo of a job it ran; this covers one cancelled or failed before that.
   void finished
@@ -185,14 +192,14 @@ export const toonify: SlashCommand = {
       o
         .setName('layer')
         .setDescription(
-          `With a fine-tuned model: resolution where the style takes over (default ${DEFAULT_LAYER}px)`,
+          `Fine-tunes: resolution where the style takes over (default half the model's, at most ${MAX_DEFAULT_LAYER}px)`,
         )
         .addChoices(...LAYERS.map((layer) => ({ name: `${layer}px`, value: layer }))),
     )
     .addIntegerOption((o) =>
       o
         .setName('face')
-        .setDescription('Which face when the photo shows several: 0 is the largest')
+        .setDescription('Which face when the photo shows several (default 0, the largest)')
         .setMinValue(0)
         .setMaxValue(MAX_FACE),
     ),

@@ -4,6 +4,10 @@ export const ButtonAction = {
   Vote: 'vote',
   Reroll: 'reroll',
   Cancel: 'cancel',
+  /** enlarge:<jobId>:<face>: one face of a grid alone, full size. */
+  Enlarge: 'enlarge',
+  /** vary:<jobId>:<face>: nearby latents of one face of a grid. */
+  Vary: 'vary',
 } as const;
 export type ButtonActionName = (typeof ButtonAction)[keyof typeof ButtonAction];
 

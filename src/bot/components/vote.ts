@@ -26,7 +26,8 @@ export const vote: ButtonHandler = {
   acknowledgement: 'update',
   async execute(interaction, resultId, ctx) {
     // A local SQLite transaction: fast enough to answer with the updated message directly.
-    const outcome = ctx.services.votes.toggle(resultId, interaction.user.id);
+    // The button's result id comes from the client: the vote counts only in that result's server.
+    const outcome = ctx.services.votes.toggle(resultId, interaction.user.id, Date.now(), ctx.actor.guildId);
     await ctx.respond.update({ components: withVoteCount(interaction, resultId, outcome.votes) });
     await ctx.respond.whisper(
       notice(

@@ -1,4 +1,5 @@
-// `facestyle blend --base F --style G --layer 64 [--width 1] [--direction texture|structure] --out blended.safetensors`
+// `facestyle blend [--base F] [--style G] --layer 16 [--width 1] [--direction texture|structure] --out blended.safetensors`
+// (the default model and the style fine-tuned from it when --base or --style is left out)
 import type { Command } from 'commander';
 import { UserError } from '../../errors.ts';
 import { initBackend } from '../../model/backend.ts';
@@ -10,10 +11,13 @@ import {
   saveCheckpoint,
 } from '../../model/checkpoint/io.ts';
 import { type BlendDirection, blendCheckpoints } from '../../pipelines/blend.ts';
+import { pickSnapshot } from '../../pipelines/score/pick.ts';
+import { baseModelFile, styleModelFile } from '../models.ts';
+import { checkpointOutput, parseNumber } from '../options.ts';
 
 interface BlendCliOptions {
-  base: string;
-  style: string;
+  base?: string;
+  style?: string;
   layer: string;
   width?: string;
   direction: string;
@@ -37,8 +41,11 @@ export function register(program: Command): void {
   program
     .command('blend')
     .description('layer-swap a style model into a base model and save the result as a checkpoint')
-    .requiredOption('--base <file>', 'base (real-face) checkpoint')
-    .requiredOption('--style <file>', 'style checkpoint fine-tuned from the base')
+    .option('--base <file>', 'base (real-face) checkpoint or model name (default: the default model)')
+    .option(
+      '--style <file|run>',
+      'style checkpoint fine-tuned from the base, or a fine-tune run folder (its best-scored snapshot) (default: the one fine-tuned from the base)',
+    )
     .requiredOption('--layer <res>', 'swap resolution: blocks at resolution >= this come from the high model')
     .option('--width <octaves>', 'soft switch width (0 = hard cut)')
     .option(
@@ -49,27 +56,37 @@ export function register(program: Command): void {
     .option('--mapping <which>', 'mapping network and w_avg from the low or high model', 'low')
     .option('--name <name>', 'name recorded in the checkpoint')
     .option('--dtype <type>', 'storage type F32 | F16 | BF16', 'F32')
-    .requiredOption('--out <file>', 'output checkpoint (.safetensors)')
+    .requiredOption('--out <file>', 'output checkpoint (.safetensors; for a picture: grid compare)')
     .action(async (opts: BlendCliOptions) => {
-      await initBackend(program.opts().backend);
+      const out = checkpointOutput(opts.out, 'blend');
       const direction = parseDirection(opts.direction);
       if (opts.mapping !== 'low' && opts.mapping !== 'high')
         throw new UserError(`--mapping must be low or high, got "${opts.mapping}"`);
-      const base = await loadImageGenerator(opts.base);
-      const style = await loadImageGenerator(opts.style);
+      if (!['F32', 'F16', 'BF16'].includes(opts.dtype))
+        throw new UserError(`--dtype must be F32, F16 or BF16, got "${opts.dtype}"`);
+      const layer = parseNumber('--layer', opts.layer, { integer: true, min: 4 });
+      const width = opts.width === undefined ? undefined : parseNumber('--width', opts.width);
+      const baseFile = await baseModelFile(opts.base, '--base');
+      // A run folder gives its best-scored snapshot; a file or model name is taken as it is.
+      const picked = opts.style === undefined ? undefined : await pickSnapshot(opts.style);
+      if (picked?.note) process.stderr.write(`--style: ${picked.note}\n`);
+      const styleFile = picked?.note ? picked.path : await styleModelFile(opts.style, baseFile, '--style');
+      await initBackend(program.opts().backend);
+      const base = await loadImageGenerator(baseFile);
+      const style = await loadImageGenerator(styleFile);
       const started = performance.now();
       const { checkpoint, owned } = blendCheckpoints(sourceOf(base), sourceOf(style), {
-        layer: Number(opts.layer),
-        width: opts.width === undefined ? undefined : Number(opts.width),
+        layer,
+        width,
         direction,
         mapping: opts.mapping,
         name: opts.name,
       });
       const blendMs = performance.now() - started;
-      await saveCheckpoint(opts.out, checkpoint, { dtype: opts.dtype as 'F32' | 'F16' | 'BF16' });
+      await saveCheckpoint(out, checkpoint, { dtype: opts.dtype as 'F32' | 'F16' | 'BF16' });
       for (const t of owned) t.dispose();
       disposeCheckpoint(base);
       disposeCheckpoint(style);
-      process.stdout.write(`wrote ${opts.out} (blend took ${blendMs.toFixed(1)} ms)\n`);
+      process.stdout.write(`wrote ${out} (blend took ${blendMs.toFixed(1)} ms)\n`);
     });
 }

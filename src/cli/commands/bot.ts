@@ -17,7 +17,7 @@ export async function runBot(): Promise<void> {
     { FacestyleBot },
     { VoteStore },
     { RegistryModelCatalog },
-    { ArchiveDatasetIntake },
+    { QueuedDatasetIntake },
   ] = await Promise.all([
     import('../../bot/config.ts'),
     import('../../bot/client.ts'),
@@ -41,7 +41,7 @@ export async function runBot(): Promise<void> {
     services: {
       jobs: queue,
       models: new RegistryModelCatalog(registry, runsDir, process.env.FACESTYLE_DEFAULT_MODEL || undefined),
-      datasets: new ArchiveDatasetIntake(join(config.dataDir, 'datasets'), config.minDatasetImages),
+      datasets: new QueuedDatasetIntake(queue, join(config.dataDir, 'datasets'), config.minDatasetImages),
       votes,
     },
   });

@@ -1,4 +1,4 @@
-// `facestyle dataset build --in archive.zip --out datasets/NAME --res 256 [--align faces|center]`
+// `facestyle dataset build --in archive.zip --out datasets/NAME --res 256 [--align auto|faces|center]`
 import type { Command } from 'commander';
 import {
   type ArchiveLimits,
@@ -7,8 +7,9 @@ import {
   type DatasetProgress,
   summarizeDataset,
 } from '../../datasets/index.ts';
-import type { AlignMode, MultipleFacesPolicy } from '../../datasets/types.ts';
+import { ALIGN_MODES, type AlignMode, type MultipleFacesPolicy } from '../../datasets/types.ts';
 import { UserError } from '../../errors.ts';
+import { parseNumber } from '../options.ts';
 import { createProgress, type Progress } from '../progress.ts';
 
 interface DatasetBuildCliOptions {
@@ -25,16 +26,6 @@ interface DatasetBuildCliOptions {
   maxFileMb?: string;
   maxRatio?: string;
   maxMegapixels?: string;
-}
-
-function parseNumber(flag: string, value: string, { integer = false, min = 0 } = {}): number {
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) {
-    throw new UserError(
-      `${flag} must be ${integer ? 'a whole number' : 'a number'} of at least ${min}, got "${value}"`,
-    );
-  }
-  return n;
 }
 
 function parseChoice<T extends string>(flag: string, value: string, choices: readonly T[]): T {
@@ -84,7 +75,7 @@ export function register(program: Command): void {
     .option('--res <px>', 'output resolution (the model resolution)', '256')
     .option(
       '--align <mode>',
-      'faces: FFHQ alignment of detected faces; center: centre crop (drawn art)',
+      'faces: FFHQ alignment of detected faces; center: centre crop (drawn art); auto: faces where found, else centre',
       'faces',
     )
     .option('--multiple-faces <policy>', 'photos with several faces: largest | all | skip', 'largest')
@@ -107,7 +98,7 @@ export function register(program: Command): void {
           input: opts.in,
           outDir: opts.out,
           resolution: parseNumber('--res', opts.res, { integer: true, min: 8 }),
-          align: parseChoice<AlignMode>('--align', opts.align, ['faces', 'center']),
+          align: parseChoice<AlignMode>('--align', opts.align, ALIGN_MODES),
           multipleFaces: parseChoice<MultipleFacesPolicy>('--multiple-faces', opts.multipleFaces, [
             'largest',
             'all',
@@ -127,7 +118,7 @@ export function register(program: Command): void {
         if (report.contactSheet) process.stdout.write(`contact sheet: ${report.contactSheet}\n`);
       } catch (err) {
         progress.stop();
-        // Too few usable images: the dataset was still written; show what is in it.
+        // Too few usable images: nothing was written, but the counts say why.
         if (err instanceof DatasetError && err.report)
           process.stdout.write(`${summarizeDataset(err.report)}\n`);
         throw err;

@@ -75,7 +75,12 @@ export function register(program: Command): void {
       // Importing only moves data (and may run the mapping network to estimate w_avg): the CPU
       // backend avoids uploading every weight to a GPU just to download it again.
       await initBackend(program.opts().backend ?? 'cpu');
-      await mkdir(dirname(opts.out), { recursive: true });
+      await mkdir(dirname(opts.out), { recursive: true }).catch((err: NodeJS.ErrnoException) => {
+        throw new UserError(
+          `cannot create ${dirname(opts.out)} (${err.code ?? err.message})`,
+          'import to a folder you can write to with --out',
+        );
+      });
       let progress: Progress | undefined;
       try {
         const report = await importWeights(file, {

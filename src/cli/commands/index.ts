@@ -12,6 +12,8 @@ export const commandModules: Record<string, () => Promise<CommandModule>> = {
   grid: () => import('./grid.ts'),
   toonify: () => import('./toonify.ts'),
   finetune: () => import('./finetune.ts'),
+  score: () => import('./score.ts'),
+  models: () => import('./models.ts'),
   dataset: () => import('./dataset.ts'),
   import: () => import('./import.ts'),
   export: () => import('./export.ts'),
@@ -21,4 +23,5 @@ export const commandModules: Record<string, () => Promise<CommandModule>> = {
   bot: () => import('./bot.ts'),
   register: () => import('./register.ts'),
   start: () => import('./start.ts'),
+  demo: () => import('./demo.ts'),
 };

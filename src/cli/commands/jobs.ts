@@ -1,16 +1,58 @@
 // `facestyle jobs list|inspect|cancel`: the job queue for operators, from outside the bot. Works
 // with both queues (FACESTYLE_QUEUE_URL decides, as for the bot).
+import { existsSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import type { Command } from 'commander';
 import { UserError } from '../../errors.ts';
 import { type JobSystemConfig, jobConfigFromEnv } from '../../jobs/config.ts';
 import { formatDuration } from '../../jobs/errors.ts';
 import { type JobInfo, type JobStatus, TERMINAL_STATUSES } from '../../jobs/types.ts';
 import type { JobView } from '../../jobs/view.ts';
+import { positiveInt } from '../options.ts';
 
-/** Loaded on use: the queue clients (BullMQ, SQLite) are not needed by other commands. */
-async function openView(opts: { dataDir?: string; queueUrl?: string }): Promise<JobView> {
+/** Where the offline demo (`npm start` without a token) keeps its queue. */
+const DEMO_DATA_DIR = join('out', 'demo', 'data');
+
+/**
+ * Loaded on use: the queue clients (BullMQ, SQLite) are not needed by other commands. Null when the
+ * embedded queue's store does not exist yet: looking must not create an empty one.
+ */
+async function openView(opts: { dataDir?: string; queueUrl?: string }): Promise<JobView | null> {
+  const config = locateStore(opts);
+  if (!config) return null;
   const { openJobView } = await import('../../jobs/view.ts');
-  return openJobView(configFrom(opts));
+  return openJobView(config);
+}
+
+/**
+ * The job system to look at. With the embedded queue's default SQLite file and no data folder
+ * named, a repository where only the offline demo ran shows the demo's jobs (out/demo/data), said
+ * on stderr, rather than a new empty store in data/.
+ */
+function locateStore(opts: { dataDir?: string; queueUrl?: string }): JobSystemConfig | null {
+  const config = configFrom(opts);
+  const file = sqliteFile(config.storeUrl);
+  if (config.queueUrl || file === null || existsSync(file)) return config;
+  const dataDirNamed = Boolean(opts.dataDir || process.env.FACESTYLE_DATA_DIR);
+  if (!dataDirNamed) {
+    const demo = configFrom({ ...opts, dataDir: DEMO_DATA_DIR });
+    const demoFile = sqliteFile(demo.storeUrl);
+    if (demoFile && existsSync(demoFile)) {
+      process.stderr.write(
+        `no job store in ${relative(process.cwd(), config.dataDir) || '.'}/: showing the offline demo's jobs (${DEMO_DATA_DIR}); give --data-dir or FACESTYLE_DATA_DIR for another\n`,
+      );
+      return demo;
+    }
+  }
+  process.stderr.write(
+    `no job store at ${file} yet: the bot, \`npm start\` or a worker creates it with the first job` +
+      `${dataDirNamed ? '' : ` (the offline demo's is in ${DEMO_DATA_DIR})`}; give --data-dir or FACESTYLE_DATA_DIR for another data folder\n`,
+  );
+  return null;
+}
+
+function sqliteFile(storeUrl: string): string | null {
+  return storeUrl.startsWith('sqlite://') ? storeUrl.slice('sqlite://'.length) : null;
 }
 
 const STATUSES: JobStatus[] = ['queued', 'running', ...TERMINAL_STATUSES];
@@ -21,13 +63,6 @@ function parseStatuses(text: string): JobStatus[] {
   if (unknown.length)
     throw new UserError(`unknown status "${unknown.join(', ')}"`, `use ${STATUSES.join(', ')}`);
   return statuses;
-}
-
-function parseLimit(text: string): number {
-  const limit = Number(text);
-  if (!Number.isInteger(limit) || limit < 1)
-    throw new UserError(`--limit must be a positive integer, got "${text}"`);
-  return limit;
 }
 
 function configFrom(opts: { dataDir?: string; queueUrl?: string }): JobSystemConfig {
@@ -100,12 +135,16 @@ export function register(program: Command): void {
     .option('--json', 'one JSON object per job')
     .action(async (opts) => {
       const view = await openView(jobs.opts());
+      if (!view) {
+        process.stdout.write(opts.json ? '' : 'no jobs\n');
+        return;
+      }
       try {
         const list = await view.list({
           status: opts.status ? parseStatuses(opts.status) : undefined,
           userId: opts.user,
           kind: opts.kind,
-          limit: parseLimit(opts.limit),
+          limit: positiveInt('--limit', opts.limit),
         });
         if (opts.json) {
           for (const job of list) process.stdout.write(`${JSON.stringify(job)}\n`);
@@ -136,6 +175,7 @@ export function register(program: Command): void {
     .option('--json', 'as JSON')
     .action(async (id: string, opts) => {
       const view = await openView(jobs.opts());
+      if (!view) throw new UserError(`no job with id ${id}: there is no job store`);
       try {
         const job = await view.get(id);
         if (!job) throw new UserError(`no job with id ${id}`, 'list them with `facestyle jobs list`');
@@ -151,6 +191,7 @@ export function register(program: Command): void {
     .option('--by <name>', 'who cancels it, shown to the job owner', 'operator')
     .action(async (id: string, opts) => {
       const view = await openView(jobs.opts());
+      if (!view) throw new UserError(`no job with id ${id}: there is no job store`);
       try {
         const { job, pending } = await view.cancel(id, { userId: opts.by, isAdmin: true });
         process.stdout.write(

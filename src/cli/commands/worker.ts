@@ -11,6 +11,7 @@ import { DEFAULT_TIMING } from '../../jobs/timing.ts';
 import { WorkerSupervisor } from '../../jobs/worker/supervisor.ts';
 import { logger } from '../../log.ts';
 import { ArtifactStore } from '../../store/artifacts.ts';
+import { positiveInt } from '../options.ts';
 
 function parseLanes(text: string): Lane[] {
   const lanes = text.split(',').map((s) => s.trim()) as Lane[];
@@ -18,14 +19,6 @@ function parseLanes(text: string): Lane[] {
     throw new UserError(`--lanes must list ${LANES.join(' and/or ')}, got "${text}"`);
   }
   return lanes;
-}
-
-function positiveInteger(name: string, text: string | undefined): number | undefined {
-  if (text === undefined) return undefined;
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < 1)
-    throw new UserError(`${name} must be a positive integer, got "${text}"`);
-  return value;
 }
 
 export function register(program: Command): void {
@@ -62,7 +55,7 @@ export function register(program: Command): void {
           ],
           abortGraceMs: DEFAULT_TIMING.abortGraceMs,
           progressIntervalMs: DEFAULT_TIMING.progressIntervalMs,
-          maxBatch: positiveInteger('--max-batch', opts.maxBatch),
+          maxBatch: opts.maxBatch === undefined ? undefined : positiveInt('--max-batch', opts.maxBatch),
           bullmq: {
             ...DEFAULT_BULL_WORKER,
             lanes: parseLanes(opts.lanes),

@@ -31,13 +31,21 @@ function isFinalRedisError(err: unknown): boolean {
   return /missing lock|missing key|not in the active state|lock mismatch/i.test(errorText(err));
 }
 
-/** Retries a Redis write through a short outage (a Redis restart). */
-async function persistently<T>(what: string, log: Logger, write: () => Promise<T>): Promise<T | undefined> {
+/**
+ * Retries a Redis write through an outage (a Redis restart): 8 tries, or for as long as
+ * `keepTrying` says (a job's outcome: until it is stored, the job is not acknowledged).
+ */
+async function persistently<T>(
+  what: string,
+  log: Logger,
+  write: () => Promise<T>,
+  keepTrying: () => boolean = () => false,
+): Promise<T | undefined> {
   for (let attempt = 0; ; attempt++) {
     try {
       return await write();
     } catch (err) {
-      if (isFinalRedisError(err) || attempt >= 8) {
+      if (isFinalRedisError(err) || (attempt >= 8 && !keepTrying())) {
         log.warn(`could not ${what}`, { error: errorText(err) });
         return undefined;
       }
@@ -50,6 +58,8 @@ class LaneRunner {
   private worker?: Worker<BullJobData, BullReturn>;
   /** Jobs this runner holds the lock of, with their lock tokens. */
   private readonly held = new Map<string, { job: BullJob; token: string }>();
+  /** Jobs whose outcome is being written: their lock is renewed, but they have nothing left to stop. */
+  private readonly acknowledging = new Set<string>();
   /** A job fetched while filling a batch that did not fit it; runs next. */
   private pending?: BullJob;
   private stopping = false;
@@ -176,7 +186,6 @@ class LaneRunner {
       attempt: attemptsOf(job),
       maxAttempts: job.data.maxAttempts,
       timeLimitMs: job.data.timeLimitMs,
-      resumeFrom: job.data.resumeFrom,
     }));
     const finishing: Array<Promise<void>> = [];
     await this.executor.run(execJobs, {
@@ -186,14 +195,6 @@ class LaneRunner {
           ?.updateProgress({ progress } satisfies BullProgress)
           .catch((err) => this.options.log.debug('progress not sent', { error: errorText(err) }));
       },
-      saveResumePoint: async (id, state) => {
-        const job = byId.get(id)!;
-        job.data = { ...job.data, resumeFrom: state };
-        await persistently('save a resume point', this.options.log, async () => {
-          await job.updateData(job.data);
-          await job.updateProgress({ resumeFrom: state } satisfies BullProgress);
-        });
-      },
       done: (id, outcome) => finishing.push(this.finish(byId.get(id)!, outcome)),
     });
     await Promise.all(finishing);
@@ -202,20 +203,34 @@ class LaneRunner {
   private async finish(job: BullJob, outcome: ExecOutcome): Promise<void> {
     const token = this.held.get(job.id!)?.token;
     if (!token) return;
-    // No more lock renewals: from here the lock is released by the move below (or expires).
-    this.held.delete(job.id!);
+    this.acknowledging.add(job.id!);
+    try {
+      await this.acknowledge(job, token, outcome);
+    } finally {
+      this.held.delete(job.id!);
+      this.acknowledging.delete(job.id!);
+    }
+  }
+
+  /**
+   * Moves the job to its end state in Redis. Its lock is renewed until the move is stored, so no
+   * other worker takes the job meanwhile; outcomes are retried until Redis takes them or the job is
+   * no longer ours (lock lost: another worker has it), and during a shutdown for a while only.
+   */
+  private async acknowledge(job: BullJob, token: string, outcome: ExecOutcome): Promise<void> {
     const { log } = this.options;
+    const untilStored = () => !this.stopping;
     if (outcome.status === 'completed') {
       const value: BullReturn = {
         result: outcome.result,
         busyMs: outcome.busyMs,
         batchSize: outcome.batchSize,
       };
-      await persistently('complete a job', log, () => job.moveToCompleted(value, token, false));
+      await persistently('complete a job', log, () => job.moveToCompleted(value, token, false), untilStored);
     } else if (outcome.status === 'failed') {
       // Unrecoverable: a failure here is final; only a dead worker earns another attempt.
       const error = new UnrecoverableError(encodeFailure(outcome.failure));
-      await persistently('fail a job', log, () => job.moveToFailed(error, token, false));
+      await persistently('fail a job', log, () => job.moveToFailed(error, token, false), untilStored);
       if (outcome.failure.code === 'cancelled') {
         await this.redis.del(cancelKey(this.options.prefix, job.id!)).catch(() => {});
       }
@@ -239,7 +254,7 @@ class LaneRunner {
       );
       for (const id of lost) {
         // Another worker may already run it: stop ours rather than run it twice.
-        if (!this.held.has(id)) continue;
+        if (!this.held.has(id) || this.acknowledging.has(id)) continue;
         this.options.log.warn('lost the lock of a job; stopping it here', { jobId: id });
         this.executor.abort(id, { code: 'shutdown' });
       }

@@ -285,8 +285,8 @@ export class BullJobQueue<KM extends KindMap> extends QueueCore<KM> {
       const record = this.active.get(jobId as string);
       if (!record) return;
       const message = data as BullProgress;
-      if ('progress' in message) this.updateProgress(record, message.progress);
-      else await this.updateResumePoint(record, message.resumeFrom);
+      if (message && typeof message === 'object' && 'progress' in message)
+        this.updateProgress(record, message.progress);
     });
     this.events.push(events);
   }
@@ -323,7 +323,7 @@ export class BullJobQueue<KM extends KindMap> extends QueueCore<KM> {
       if (!found) return;
       // Submitted by another process: adopt it so this one reports it too.
       record = stored ?? this.recordFromJob(lane, found.job);
-      await this.transition(record, 'queued');
+      await this.adopt(record);
     }
     if (found) await this.apply(record, found.state, found.job, requeueReason);
   }
@@ -345,7 +345,6 @@ export class BullJobQueue<KM extends KindMap> extends QueueCore<KM> {
       timeLimitMs: data.timeLimitMs,
       units: data.units,
       batchKey: data.batchKey,
-      resumeFrom: data.resumeFrom,
       history: [],
     };
   }
@@ -367,7 +366,7 @@ export class BullJobQueue<KM extends KindMap> extends QueueCore<KM> {
       const value = job.returnvalue as BullReturn | null;
       await this.markCompleted(record, value?.result, value?.busyMs ?? 0, value?.batchSize ?? 1);
     } else if (state === 'failed') {
-      await this.markFailed(record, decodeFailure(job.failedReason));
+      await this.markFailed(record, decodeFailure(job.failedReason, this.log, record.id));
     } else if (state === 'waiting' || state === 'prioritized' || state === 'delayed') {
       if (record.status === 'running') await this.markRequeued(record, requeueReason ?? 'its worker stopped');
     }

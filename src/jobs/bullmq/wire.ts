@@ -13,7 +13,6 @@ export interface BullJobData {
   maxAttempts: number;
   timeLimitMs: number;
   createdAt: number;
-  resumeFrom?: unknown;
   /** Starts that ended in a planned shutdown; they do not count against `maxAttempts`. */
   interruptions?: number;
   /** Attempts made before the job was queued again from the store (Redis had lost it). */
@@ -26,8 +25,8 @@ export interface BullReturn {
   batchSize: number;
 }
 
-/** A progress report, or a resume point (so queue clients can keep it in their store too). */
-export type BullProgress = { progress: JobProgress } | { resumeFrom: unknown };
+/** A progress report. */
+export type BullProgress = { progress: JobProgress };
 
 export function jobDataOf(record: JobRecord): BullJobData {
   return {
@@ -41,7 +40,6 @@ export function jobDataOf(record: JobRecord): BullJobData {
     maxAttempts: record.maxAttempts,
     timeLimitMs: record.timeLimitMs,
     createdAt: record.createdAt,
-    resumeFrom: record.resumeFrom,
   };
 }
 

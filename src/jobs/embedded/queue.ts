@@ -3,15 +3,17 @@
 // one batch per lane at a time, priority then age, `generate` jobs with one batch key together.
 // It outlives its worker: a worker that dies has its jobs retried (or failed) and is restarted.
 import { hostname } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { UserError } from '../../errors.ts';
 import { failures } from '../errors.ts';
 import { compareQueued } from '../eta.ts';
 import type { ExecJob, ExecOutcome } from '../executor.ts';
 import { type KindMap, LANES, type Lane } from '../kinds.ts';
-import { QueueCore, type QueueCoreOptions } from '../queue-core.ts';
+import { QueueCore, type QueueCoreOptions, StoreWriteError } from '../queue-core.ts';
 import type { JobRecord } from '../types.ts';
 import type { FromWorker, WorkerProcessConfig } from '../worker/protocol.ts';
 import { type WorkerExit, WorkerSupervisor } from '../worker/supervisor.ts';
+import { isAlive, outliveOrphanWorkers } from './orphans.ts';
 
 export interface EmbeddedQueueOptions {
   dataDir: string;
@@ -33,19 +35,13 @@ export interface EmbeddedQueueOptions {
   workerEnv?: NodeJS.ProcessEnv;
 }
 
+/** Pause between rounds of store writes while the store refuses them. */
+const STORE_OUTAGE_PAUSE_MS = 1_000;
+
 interface RunningBatch {
   id: number;
   lane: Lane;
   jobIds: Set<string>;
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 export class EmbeddedJobQueue<KM extends KindMap> extends QueueCore<KM> {
@@ -57,6 +53,9 @@ export class EmbeddedJobQueue<KM extends KindMap> extends QueueCore<KM> {
   /** Jobs the owner gave up on (time limit passed, worker killed): their outcome is already decided. */
   private readonly overdue = new Set<string>();
   private batchSeq = 0;
+  /** Jobs whose outcome the worker reported and that wait for the store to take it. */
+  private readonly finishing = new Set<string>();
+  private dispatchRetry?: NodeJS.Timeout;
   /** Outcome handling under way; closing waits for it so no write lands after the store closed. */
   private readonly handling = new Set<Promise<void>>();
   private timers: NodeJS.Timeout[] = [];
@@ -126,7 +125,12 @@ export class EmbeddedJobQueue<KM extends KindMap> extends QueueCore<KM> {
     }
     await this.store.renewOwner();
     await this.openCore();
-    for (const record of await this.store.unfinished()) await this.recover(record);
+    const unfinished = await this.store.unfinished();
+    await outliveOrphanWorkers(unfinished, {
+      graceMs: this.abortGraceMs + (this.embedded.hardKillGraceMs ?? 10_000),
+      log: this.log,
+    });
+    for (const record of unfinished) await this.recover(record);
     this.timers.push(setInterval(() => void this.store.renewOwner().catch(() => {}), leaseMs));
     this.timers.push(setInterval(() => void this.pollCancelRequests(), this.embedded.cancelPollMs ?? 1_000));
     this.supervisor.on('ready', () => this.dispatch());
@@ -195,13 +199,25 @@ export class EmbeddedJobQueue<KM extends KindMap> extends QueueCore<KM> {
     if (this.closing || !ready) return;
     for (const lane of LANES) {
       while (this.busySlots(lane) < this.concurrency[lane]) {
+        // A job whose start is being stored is still `queued` but already has its slot.
         const queued = [...this.active.values()]
-          .filter((record) => record.lane === lane && record.status === 'queued')
+          .filter(
+            (record) =>
+              record.lane === lane &&
+              record.status === 'queued' &&
+              !this.batchOf.has(record.id) &&
+              !this.finishing.has(record.id),
+          )
           .sort(compareQueued);
         const first = queued[0];
         if (!first) break;
         if (!ready.kinds.includes(first.kind)) {
-          this.track(this.markFailed(first, failures.unsupported(first.kind)));
+          // `durably` marks it finishing at once, so this loop does not pick it again.
+          this.track(
+            this.durably(first, 'an unsupported kind', () =>
+              this.markFailed(first, failures.unsupported(first.kind)),
+            ),
+          );
           continue;
         }
         const limit = first.batchKey ? (ready.batchLimits[first.kind] ?? 1) : 1;
@@ -229,11 +245,29 @@ export class EmbeddedJobQueue<KM extends KindMap> extends QueueCore<KM> {
       jobIds: new Set(records.map((record) => record.id)),
     };
     this.batches.set(batch.id, batch);
+    for (const record of records) this.batchOf.set(record.id, batch);
+    this.track(this.launch(records, workerId));
+  }
+
+  /**
+   * Stores each job's start, then hands the started ones to the worker. A job whose start cannot
+   * be stored stays queued and is not run: after a restart the store would not know it ran.
+   */
+  private async launch(records: JobRecord[], workerId: string): Promise<void> {
     const now = Date.now();
     const jobs: ExecJob[] = [];
     for (const record of records) {
-      this.batchOf.set(record.id, batch);
-      this.track(this.markStarted(record, record.attempt + 1, workerId, now));
+      try {
+        await this.markStarted(record, record.attempt + 1, workerId, now);
+      } catch (err) {
+        this.log.error('could not store the start of a job; it stays queued', {
+          jobId: record.id,
+          error: (err as Error).message,
+        });
+        this.release(record.id);
+        this.retryDispatchLater();
+        continue;
+      }
       jobs.push({
         id: record.id,
         kind: record.kind,
@@ -242,7 +276,6 @@ export class EmbeddedJobQueue<KM extends KindMap> extends QueueCore<KM> {
         attempt: record.attempt,
         maxAttempts: record.maxAttempts,
         timeLimitMs: record.timeLimitMs,
-        resumeFrom: record.resumeFrom,
       });
       // The worker enforces the limit itself; this catches a worker too busy to do so.
       const deadline = record.timeLimitMs + this.abortGraceMs + (this.embedded.hardKillGraceMs ?? 10_000);
@@ -251,19 +284,76 @@ export class EmbeddedJobQueue<KM extends KindMap> extends QueueCore<KM> {
         setTimeout(() => this.track(this.onOverdue(record)), deadline),
       );
     }
-    if (!this.supervisor.send({ type: 'run', jobs })) {
-      // The worker went away between ready and now; its exit handler requeues these jobs.
-      this.log.warn('could not hand jobs to the worker', { jobs: jobs.map((job) => job.id) });
+    if (jobs.length === 0) return;
+    if (this.supervisor.send({ type: 'run', jobs })) return;
+    // The worker went away while the starts were stored. Jobs its exit handler already took back
+    // left their slot; the others go back to the queue here, the attempt not counted.
+    this.log.warn('could not hand jobs to the worker', { jobs: jobs.map((job) => job.id) });
+    for (const job of jobs) {
+      const record = this.active.get(job.id);
+      if (!record || !this.batchOf.has(job.id) || record.status !== 'running') continue;
+      clearTimeout(this.hardTimers.get(job.id));
+      await this.durably(record, 'a hand-back', () =>
+        this.markRequeued(record, 'the worker went away before it took the job', true),
+      );
+      this.release(job.id);
+    }
+    this.dispatch();
+  }
+
+  private retryDispatchLater(): void {
+    if (this.dispatchRetry || this.closing) return;
+    this.dispatchRetry = setTimeout(() => {
+      this.dispatchRetry = undefined;
+      this.dispatch();
+    }, STORE_OUTAGE_PAUSE_MS);
+  }
+
+  /**
+   * Stores a job's outcome, trying until the store takes it: until then the job is not
+   * acknowledged (no event, its batch slot stays taken), so it is neither lost nor reported early.
+   * Only a shutdown ends the wait, leaving the job as the store last knew it (run again on restart).
+   */
+  private async durably(record: JobRecord, what: string, write: () => Promise<void>): Promise<void> {
+    this.finishing.add(record.id);
+    try {
+      for (;;) {
+        try {
+          await write();
+          return;
+        } catch (err) {
+          if (!(err instanceof StoreWriteError)) throw err;
+          if (this.closing) {
+            this.log.error(
+              `could not store ${what} before shutting down; the job runs again after a restart`,
+              {
+                jobId: record.id,
+                error: err.message,
+              },
+            );
+            return;
+          }
+          this.log.error(`could not store ${what}; holding the job until the store takes it`, {
+            jobId: record.id,
+            error: err.message,
+          });
+          await sleep(STORE_OUTAGE_PAUSE_MS);
+        }
+      }
+    } finally {
+      this.finishing.delete(record.id);
     }
   }
 
   private async onOverdue(record: JobRecord): Promise<void> {
-    if (record.status !== 'running') return;
+    if (record.status !== 'running' || this.finishing.has(record.id)) return;
     this.log.error('worker did not stop a job past its time limit; killing the worker', { jobId: record.id });
     this.overdue.add(record.id);
-    this.release(record.id);
-    await this.markFailed(record, failures.timeout(record.timeLimitMs));
     this.supervisor.kill();
+    await this.durably(record, 'a timeout', () =>
+      this.markFailed(record, failures.timeout(record.timeLimitMs)),
+    );
+    this.release(record.id);
   }
 
   /** Frees the job's batch slot (once all its jobs are done) and its timer. */
@@ -285,13 +375,11 @@ export class EmbeddedJobQueue<KM extends KindMap> extends QueueCore<KM> {
       return;
     }
     const record = this.active.get(message.id);
-    if (record?.status !== 'running' || this.overdue.has(message.id)) return;
+    if (record?.status !== 'running' || this.overdue.has(message.id) || this.finishing.has(message.id))
+      return;
     switch (message.type) {
       case 'progress':
         this.updateProgress(record, message.progress);
-        break;
-      case 'resume':
-        this.track(this.updateResumePoint(record, message.state));
         break;
       case 'done':
         this.track(this.onDone(record, message.outcome));
@@ -308,43 +396,50 @@ export class EmbeddedJobQueue<KM extends KindMap> extends QueueCore<KM> {
   }
 
   private async onDone(record: JobRecord, outcome: ExecOutcome): Promise<void> {
+    clearTimeout(this.hardTimers.get(record.id));
+    this.hardTimers.delete(record.id);
+    await this.durably(record, `the outcome (${outcome.status})`, async () => {
+      if (outcome.status === 'completed') {
+        await this.markCompleted(record, outcome.result, outcome.busyMs, outcome.batchSize);
+      } else if (outcome.status === 'failed') {
+        await this.markFailed(record, outcome.failure, outcome.busyMs);
+      } else {
+        // Cut short by a planned shutdown: not the job's fault, so the attempt does not count.
+        await this.markRequeued(record, 'the worker shut down', true);
+      }
+    });
     this.release(record.id);
-    if (outcome.status === 'completed') {
-      await this.markCompleted(record, outcome.result, outcome.busyMs, outcome.batchSize);
-    } else if (outcome.status === 'failed') {
-      await this.markFailed(record, outcome.failure, outcome.busyMs);
-    } else {
-      // Cut short by a planned shutdown: not the job's fault, so the attempt does not count.
-      record.attempt = Math.max(0, record.attempt - 1);
-      await this.markRequeued(record, 'the worker shut down');
-    }
     this.dispatch();
   }
 
   private async onWorkerExit(exit: WorkerExit): Promise<void> {
     const how = exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`;
+    // Jobs whose outcome is being stored already ended in the worker: theirs is not cut off.
     const cutOff = [...this.batchOf.keys()]
+      .filter((id) => !this.finishing.has(id))
       .map((id) => this.active.get(id))
       .filter((record): record is JobRecord => record?.status === 'running');
-    for (const id of [...this.batchOf.keys()]) this.release(id);
+    for (const record of cutOff) this.release(record.id);
     for (const record of cutOff) {
       if (this.overdue.has(record.id)) continue;
-      if (record.cancelRequest) {
-        await this.markFailed(record, failures.cancelled(record.cancelRequest.by));
-      } else if (exit.planned) {
-        record.attempt = Math.max(0, record.attempt - 1);
-        await this.markRequeued(record, 'the worker shut down');
-      } else if (record.attempt >= record.maxAttempts) {
-        await this.markFailed(record, failures.crashed(how, record.attempt));
-      } else {
-        await this.markRequeued(record, `the worker process died (${how})`);
-      }
+      await this.durably(record, 'the end of an attempt', async () => {
+        if (record.cancelRequest) {
+          await this.markFailed(record, failures.cancelled(record.cancelRequest.by));
+        } else if (exit.planned) {
+          await this.markRequeued(record, 'the worker shut down', true);
+        } else if (record.attempt >= record.maxAttempts) {
+          await this.markFailed(record, failures.crashed(how, record.attempt));
+        } else {
+          await this.markRequeued(record, `the worker process died (${how})`);
+        }
+      });
     }
     this.overdue.clear();
   }
 
   protected async closeBackend(): Promise<void> {
     for (const timer of this.timers) clearInterval(timer);
+    clearTimeout(this.dispatchRetry);
     // Interrupted jobs come back as `done: interrupted` or through the exit handler, and are requeued.
     await this.supervisor.stop();
     await Promise.all(this.handling);

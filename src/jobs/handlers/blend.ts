@@ -38,9 +38,11 @@ export function blendHandler(workerModels: WorkerModels): JobHandler<JobKinds, '
         payload.layer,
         {
           seeds: payload.seeds,
+          ...(payload.variation ? { variation: payload.variation } : {}),
           psi: payload.psi,
           direction,
           width: payload.width || undefined,
+          renderer: models.renderer(),
         },
       );
       const styleLabel =
@@ -91,6 +93,7 @@ export function blendHandler(workerModels: WorkerModels): JobHandler<JobKinds, '
           seeds: payload.seeds.slice(0, 2),
           psi: payload.psi,
           direction,
+          renderer: models.renderer(),
         });
         const tile = Math.min(128, Math.max(64, cfg.resolution));
         const rows = await Promise.all(

@@ -3,6 +3,7 @@
 import { join } from 'node:path';
 import { encodeUnderLimit, type RgbImage, renderGrid, tensorToRgb, writeImage } from '../../images/index.ts';
 import { generateFromSeeds } from '../../model/sampling.ts';
+import { onnxImagesFromSeeds } from '../../pipelines/engine.ts';
 import type { GenerateResult, JobKinds } from '../kinds.ts';
 import type { WorkerModels } from './models.ts';
 import type { BatchHandler } from './registry.ts';
@@ -14,31 +15,40 @@ export function generateHandler(models: WorkerModels): BatchHandler<JobKinds, 'g
   return (items, batch) =>
     models.withScope(async (scope) => {
       const first = items[0].payload;
-      const { G, checkpoint } = await scope.generator(first.checkpoint);
+      const { G, onnx, checkpoint } = await scope.generator(first.checkpoint);
       const allSeeds = items.flatMap((item) => item.payload.seeds);
       const images: RgbImage[] = [];
       const started = Date.now();
-      await generateFromSeeds(
-        G,
-        allSeeds,
-        async (batchImages) => {
-          batch.signal.throwIfAborted();
-          images.push(...(await tensorToRgb(batchImages)));
-        },
-        {
-          psi: first.psi,
-          noiseMode: first.noiseMode ?? 'const',
-          batchSize: MAX_IMAGES_PER_PASS,
-          onProgress: (done, total) => {
-            const elapsed = (Date.now() - started) / 1000;
-            batch.progress({
-              fraction: (0.9 * done) / total,
-              stage: `generated ${done}/${total} images`,
-              etaSeconds: done ? (elapsed / done) * (total - done) : undefined,
-            });
+      const onProgress = (done: number, total: number) => {
+        batch.signal.throwIfAborted();
+        const elapsed = (Date.now() - started) / 1000;
+        batch.progress({
+          fraction: (0.9 * done) / total,
+          stage: `generated ${done}/${total} images`,
+          etaSeconds: done ? (elapsed / done) * (total - done) : undefined,
+        });
+      };
+      const options = {
+        psi: first.psi,
+        noiseMode: first.noiseMode ?? 'const',
+        // Part of the batch key: every job of the batch varies the same face, or none does.
+        ...(first.variation ? { variation: first.variation } : {}),
+        batchSize: MAX_IMAGES_PER_PASS,
+        onProgress,
+      };
+      if (onnx) {
+        images.push(...(await onnxImagesFromSeeds(onnx, allSeeds, options)));
+      } else {
+        await generateFromSeeds(
+          G,
+          allSeeds,
+          async (batchImages) => {
+            batch.signal.throwIfAborted();
+            images.push(...(await tensorToRgb(batchImages)));
           },
-        },
-      );
+          options,
+        );
+      }
 
       const results: Array<GenerateResult | Error> = [];
       let offset = 0;
@@ -58,7 +68,9 @@ export function generateHandler(models: WorkerModels): BatchHandler<JobKinds, 'g
             const grid = await renderGrid({
               tiles: own,
               columns: Math.ceil(Math.sqrt(own.length)),
-              tileLabels: payload.seeds.map((s) => `seed ${s}`),
+              tileLabels: payload.seeds.map((s) =>
+                payload.variation ? `seed ${payload.variation.of} ~${s}` : `seed ${s}`,
+              ),
               title: `${checkpoint.meta.name} · psi ${payload.psi}`,
               tileSize: Math.max(128, checkpoint.config.G.resolution),
             });

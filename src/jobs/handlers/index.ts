@@ -5,6 +5,7 @@
 import { photoRetentionMs, sweepPhotos } from '../../store/toonify-photos.ts';
 import type { JobKinds } from '../kinds.ts';
 import { blendHandler } from './blend.ts';
+import { datasetHandler } from './dataset.ts';
 import { finetuneHandler } from './finetune.ts';
 import { generateHandler } from './generate.ts';
 import { WorkerModels } from './models.ts';
@@ -21,6 +22,7 @@ export function register(registry: HandlerRegistry<JobKinds>, env: WorkerEnviron
   registry.registerBatch('generate', generateHandler(models), { maxBatch: 8 });
   registry.register('blend', blendHandler(models));
   registry.register('finetune', finetuneHandler(models));
+  registry.register('dataset', datasetHandler);
   const photos = { dataDir: env.dataDir, retentionMs: photoRetentionMs() };
   registry.register('toonify', toonifyHandler(models, photos));
   setInterval(() => {

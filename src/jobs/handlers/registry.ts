@@ -2,10 +2,10 @@
 // start by handler modules (src/jobs/handlers/index.ts and any `--handlers` module). Handlers run
 // only in the worker process, never in the bot.
 import type { Logger } from '../../log.ts';
-import type { JobKinds, KindMap, KindOf, PayloadOf, ResultOf, ResumeOf } from '../kinds.ts';
+import type { JobKinds, KindMap, KindOf, PayloadOf, ResultOf } from '../kinds.ts';
 import type { ProgressUpdate } from '../types.ts';
 
-export interface HandlerContext<Resume = unknown> {
+export interface HandlerContext {
   jobId: string;
   /** Aborted when the job is cancelled, hits its time limit or the worker shuts down. */
   signal: AbortSignal;
@@ -14,23 +14,23 @@ export interface HandlerContext<Resume = unknown> {
   /** An empty folder for this job's output files, under the data folder. */
   artifactsDir: string;
   log: Logger;
-  /** 1 on the first run; higher after the worker died under an earlier attempt. */
+  /**
+   * 1 on the first run; higher after the worker died under an earlier attempt. A kind that can
+   * continue where an attempt stopped keeps its own state in its output folder (a fine-tune
+   * resumes from its run folder's newest snapshot).
+   */
   attempt: number;
   maxAttempts: number;
-  /** What an earlier attempt saved with `saveResumePoint`, if anything. */
-  resumeFrom: Resume | undefined;
-  /** Records where to continue if this attempt is interrupted; durable once it resolves. */
-  saveResumePoint(state: Resume): Promise<void>;
 }
 
 export type JobHandler<KM extends KindMap, K extends KindOf<KM>> = (
   payload: PayloadOf<KM, K>,
-  ctx: HandlerContext<ResumeOf<KM, K>>,
+  ctx: HandlerContext,
 ) => Promise<ResultOf<KM, K>>;
 
 export interface BatchItem<KM extends KindMap, K extends KindOf<KM>> {
   payload: PayloadOf<KM, K>;
-  ctx: HandlerContext<ResumeOf<KM, K>>;
+  ctx: HandlerContext;
 }
 
 export interface BatchContext {

@@ -96,9 +96,8 @@ function stageText(progress: ToonifyProgress, label: string): string {
       return `loading ${label}`;
     case 'projecting': {
       const p = progress.projection;
-      return p
-        ? `fitting the face: step ${p.step}/${p.steps} · loss ${p.loss.toPrecision(3)}`
-        : 'fitting the face';
+      // No loss value: members cannot read it (operators have it in the log).
+      return p ? `fitting the face: step ${p.step}/${p.steps}` : 'fitting the face';
     }
     case 'rendering':
       return `rendering it with ${label}`;
@@ -123,7 +122,8 @@ async function run(
       baseCheckpoint: base.path,
       blend,
       outDir: ctx.artifactsDir,
-      face: payload.face,
+      // Group photos are normal: the largest face unless the member chose one (they are told how many).
+      face: payload.face ?? 'largest',
       steps,
       learningRate: payload.learningRate,
       pixelWeight: payload.pixelWeight,

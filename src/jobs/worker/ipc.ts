@@ -1,6 +1,7 @@
 // The worker side of the embedded queue: jobs arrive from the parent (the queue owner) over the
 // IPC channel, progress and outcomes go back the same way. The parent decides what runs when.
 import { type Logger, logger } from '../../log.ts';
+import { internalFailure } from '../errors.ts';
 import type { ExecSink, JobExecutor } from '../executor.ts';
 import type { FromWorker, ToWorker, WorkerReady } from './protocol.ts';
 
@@ -27,8 +28,6 @@ export function serveParent(executor: JobExecutor, options: IpcWorkerOptions): P
   const stuckIds = new Set<string>();
   const sink: ExecSink = {
     progress: (id, progress) => void send({ type: 'progress', id, progress }),
-    // Resolves once the message is in the pipe: it reaches the parent even if this process dies next.
-    saveResumePoint: (id, state) => send({ type: 'resume', id, state }),
     done: (id, outcome) => void send({ type: 'done', id, outcome }),
   };
   let exiting = false;
@@ -55,17 +54,10 @@ export function serveParent(executor: JobExecutor, options: IpcWorkerOptions): P
       case 'run':
         if (exiting) return;
         executor.run(message.jobs, sink).catch((err) => {
-          log.error('could not run jobs', { error: (err as Error).message });
-          for (const job of message.jobs) {
-            sink.done(job.id, {
-              status: 'failed',
-              failure: {
-                code: 'error',
-                message: `the worker could not start the job: ${(err as Error).message}`,
-              },
-              busyMs: 0,
-            });
-          }
+          const failure = internalFailure(log, 'could not run jobs', err, {
+            jobs: message.jobs.map((job) => job.id),
+          });
+          for (const job of message.jobs) sink.done(job.id, { status: 'failed', failure, busyMs: 0 });
         });
         break;
       case 'abort':

@@ -21,7 +21,6 @@ export interface WorkerReady {
 export type FromWorker =
   | WorkerReady
   | { type: 'progress'; id: string; progress: JobProgress }
-  | { type: 'resume'; id: string; state: unknown }
   | { type: 'done'; id: string; outcome: ExecOutcome }
   /** A handler ignored its abort: send nothing more, the process exits after its last reports. */
   | { type: 'stuck'; id: string };

@@ -1,4 +1,5 @@
-// Loading and saving checkpoint tensors (see format.ts for the format itself).
+// Loading and saving checkpoint tensors (see format.ts for the format itself). The format's
+// tfjs-free modules are re-exported here, so model code imports the checkpoint API from one place.
 
 import { disposeParams, type ParamStore } from '../params.ts';
 import { tf } from '../tf.ts';
@@ -8,23 +9,19 @@ import {
   type Checkpoint,
   CheckpointError,
   type CheckpointToSave,
-  discriminatorTorchShapes,
   EXACT_BUFFER,
   formatShape,
-  generatorTorchShapes,
   type LoadOptions,
   listNames,
   NETWORK_NAMES,
   type NetworkName,
   type Networks,
-  type NetworkTensors,
-  parseCheckpointMeta,
-  parseModelConfig,
   type SaveOptions,
   sameShape,
-  withCheckpointFile,
 } from './format.ts';
+import { withCheckpointFile } from './info.ts';
 import { tfShapeOf, tfToTorch, torchToTf } from './layout.ts';
+import { parseCheckpointMeta, parseModelConfig } from './metadata.ts';
 import {
   type FloatWriteDType,
   type SafetensorsReader,
@@ -32,8 +29,18 @@ import {
   type TensorSpec,
   writeSafetensorsStreamed,
 } from './safetensors.ts';
+import { discriminatorTorchShapes, generatorTorchShapes, type NetworkTensors } from './tensors.ts';
 
 export * from './format.ts';
+export { inferChannelBaseMax, inferConfig } from './infer.ts';
+export { readCheckpointInfo, withCheckpointFile } from './info.ts';
+export { parseCheckpointMeta, parseModelConfig } from './metadata.ts';
+export {
+  discriminatorTorchShapes,
+  generatorTorchShapes,
+  type NetworkTensors,
+  splitByNetwork,
+} from './tensors.ts';
 
 async function loadNetwork(
   reader: SafetensorsReader,

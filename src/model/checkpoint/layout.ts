@@ -50,19 +50,24 @@ export function torchToTf(name: string, torchShape: number[], data: Float32Array
   return out;
 }
 
+/** Shape of a tensor in its PyTorch layout, from its shape in ours (inverse of tfShapeOf). */
+export function torchShapeOf(name: string, tfShape: number[]): number[] {
+  if (name.endsWith('.weight') && tfShape.length === 4)
+    return [tfShape[3], tfShape[2], tfShape[0], tfShape[1]];
+  if (name.endsWith('.weight') && tfShape.length === 2) return [tfShape[1], tfShape[0]];
+  if (name.endsWith('.const') && tfShape.length === 3) return [tfShape[2], tfShape[0], tfShape[1]];
+  return tfShape;
+}
+
 /** Inverse of torchToTf: `tfShape` is the shape in our layout; returns data and the PyTorch shape. */
 export function tfToTorch(
   name: string,
   tfShape: number[],
   data: Float32Array,
 ): { shape: number[]; data: Float32Array } {
-  let torchShape: number[];
-  if (name.endsWith('.weight') && tfShape.length === 4)
-    torchShape = [tfShape[3], tfShape[2], tfShape[0], tfShape[1]];
-  else if (name.endsWith('.weight') && tfShape.length === 2) torchShape = [tfShape[1], tfShape[0]];
-  else if (name.endsWith('.const') && tfShape.length === 3) torchShape = [tfShape[2], tfShape[0], tfShape[1]];
-  else return { shape: tfShape, data };
+  const torchShape = torchShapeOf(name, tfShape);
   const kind = layoutKind(name, torchShape);
+  if (kind === 'same') return { shape: tfShape, data };
   const out = new Float32Array(data.length);
   if (kind === 'conv') {
     const [o, i, kh, kw] = torchShape;

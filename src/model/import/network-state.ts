@@ -5,7 +5,7 @@
 // settings and augmentation pipelines next to them are left alone.
 import { CheckpointError } from '../checkpoint/io.ts';
 import type { DiscriminatorConfig, GeneratorConfig } from '../config.ts';
-import { PyDict, PyObject, PySet } from './pickle.ts';
+import { NotANetworkPickleError, PyDict, PyObject, PySet } from './pickle.ts';
 import { TorchTensor } from './torch-pickle.ts';
 
 const NETWORK_KEYS = ['G_ema', 'G', 'D', 'g_ema', 'g', 'd'];
@@ -32,7 +32,57 @@ function moduleState(value: unknown): PyDict | undefined {
   return state.entries.has('_parameters') || state.entries.has('_modules') ? state : undefined;
 }
 
-function addModuleTensors(state: PyDict, prefix: string, out: Map<string, TorchTensor>): void {
+/**
+ * Module records nest about three levels per module (object, state, `_modules`); the deepest
+ * StyleGAN2 pickle reaches about 20. Far deeper nesting is a file built to exhaust the walk.
+ */
+export const MAX_STATE_DEPTH = 256;
+
+interface PendingValue {
+  value: unknown;
+  prefix: string;
+  depth: number;
+}
+
+/**
+ * Collects the tensors under `root`, naming each by its path (`prefix` + keys joined by dots).
+ * Iterative, so nesting cannot exhaust the call stack, and each container is walked once: a
+ * pickle's memo lets a small file share children at every level (2^64 paths in 1.6 KB) or hold
+ * itself. A shared container keeps the name of the first path that reached it.
+ */
+function addTensors(root: unknown, rootPrefix: string, out: Map<string, TorchTensor>, source: string): void {
+  const visited = new Set<unknown>();
+  const pending: PendingValue[] = [{ value: root, prefix: rootPrefix, depth: 0 }];
+  // Children are pushed in reverse so that they are walked (and named) in the file's order.
+  const pushChildren = (children: PendingValue[]) => {
+    for (let i = children.length - 1; i >= 0; i--) pending.push(children[i]);
+  };
+  for (let next = pending.pop(); next; next = pending.pop()) {
+    const { value, prefix, depth } = next;
+    if (value instanceof TorchTensor) {
+      out.set(prefix.slice(0, -1), value);
+      continue;
+    }
+    if (!(value instanceof PyObject || value instanceof PyDict) || visited.has(value)) continue;
+    visited.add(value);
+    if (depth >= MAX_STATE_DEPTH)
+      throw new NotANetworkPickleError(source, `its objects nest more than ${MAX_STATE_DEPTH} levels deep`);
+    const state = moduleState(value);
+    if (state) {
+      pushChildren(moduleChildren(state, prefix, depth + 1));
+    } else if (value instanceof PyDict) {
+      const children: PendingValue[] = [];
+      for (const [key, child] of value.entries)
+        if (typeof key === 'string')
+          children.push({ value: child, prefix: `${prefix}${key}.`, depth: depth + 1 });
+      pushChildren(children);
+    }
+  }
+}
+
+/** A module's own tensors (as tensor leaves) and its submodules, by name. */
+function moduleChildren(state: PyDict, prefix: string, depth: number): PendingValue[] {
+  const children: PendingValue[] = [];
   const nonPersistent = state.get('_non_persistent_buffers_set');
   const skipped = new Set(nonPersistent instanceof PySet ? nonPersistent.items : []);
   for (const field of ['_parameters', '_buffers']) {
@@ -40,33 +90,17 @@ function addModuleTensors(state: PyDict, prefix: string, out: Map<string, TorchT
     if (!(tensors instanceof PyDict)) continue;
     for (const [name, tensor] of tensors.entries) {
       if (tensor instanceof TorchTensor && typeof name === 'string' && !skipped.has(name))
-        out.set(prefix + name, tensor);
+        children.push({ value: tensor, prefix: `${prefix}${name}.`, depth });
     }
   }
   const modules = state.get('_modules');
   if (modules instanceof PyDict) {
     for (const [name, child] of modules.entries) {
-      const childState = moduleState(child);
-      if (childState && typeof name === 'string') addModuleTensors(childState, `${prefix}${name}.`, out);
+      if (moduleState(child) && typeof name === 'string')
+        children.push({ value: child, prefix: `${prefix}${name}.`, depth });
     }
   }
-}
-
-function addTensors(value: unknown, prefix: string, out: Map<string, TorchTensor>): void {
-  if (value instanceof TorchTensor) {
-    out.set(prefix.slice(0, -1), value);
-    return;
-  }
-  const state = moduleState(value);
-  if (state) {
-    addModuleTensors(state, prefix, out);
-    return;
-  }
-  if (value instanceof PyDict) {
-    for (const [key, child] of value.entries) {
-      if (typeof key === 'string') addTensors(child, `${prefix}${key}.`, out);
-    }
-  }
+  return children;
 }
 
 function describe(value: unknown): string {
@@ -132,17 +166,44 @@ function readOverrides(root: PyDict, source: string, notes: string[]): ConfigOve
   return overrides;
 }
 
+/**
+ * Refuses tensors that claim more elements than the file's storages hold. A tensor is a strided
+ * view: with stride 0 (or many tensors over one storage) a few bytes can claim any shape, and
+ * reading it would allocate that shape in float32. Real files view each storage element about
+ * once, so what import allocates stays about the size of the tensor data the file really holds.
+ */
+export function checkTensorsFitStorages(tensors: ReadonlyMap<string, TorchTensor>, source: string): void {
+  const storageElements = new Map<TorchTensor['storage'], number>();
+  let claimed = 0;
+  for (const [name, tensor] of tensors) {
+    if (tensor.numel > tensor.storage.numel)
+      throw new NotANetworkPickleError(
+        source,
+        `tensor ${name} claims ${tensor.numel} elements of a storage that holds ${tensor.storage.numel}`,
+      );
+    claimed += tensor.numel;
+    storageElements.set(tensor.storage, tensor.storage.numel);
+  }
+  let held = 0;
+  for (const count of storageElements.values()) held += count;
+  if (claimed > 2 * held)
+    throw new NotANetworkPickleError(
+      source,
+      `its tensors claim ${claimed} elements from storages that hold ${held} (views overlapping over and over)`,
+    );
+}
+
 /** The network tensors (and, for network pickles, their recorded settings) of an unpickled file. */
 export function findNetworkState(root: unknown, source: string): NetworkState {
   const tensors = new Map<string, TorchTensor>();
   const notes: string[] = [];
   let overrides: ConfigOverrides = {};
   if (moduleState(root)) {
-    addTensors(root, '', tensors);
+    addTensors(root, '', tensors, source);
   } else if (root instanceof PyDict) {
     const networkKeys = NETWORK_KEYS.filter((k) => root.entries.has(k));
-    if (networkKeys.length === 0) addTensors(root, '', tensors);
-    for (const key of networkKeys) addTensors(root.get(key), `${key}.`, tensors);
+    if (networkKeys.length === 0) addTensors(root, '', tensors, source);
+    for (const key of networkKeys) addTensors(root.get(key), `${key}.`, tensors, source);
     for (const key of LOOSE_TENSOR_KEYS) {
       const tensor = root.get(key);
       if (networkKeys.length > 0 && tensor instanceof TorchTensor) tensors.set(key, tensor);
@@ -160,5 +221,6 @@ export function findNetworkState(root: unknown, source: string): NetworkState {
       'expected a network .pkl (G, D, G_ema) or torch.save of a state_dict',
     );
   }
+  checkTensorsFitStorages(tensors, source);
   return { tensors, overrides, notes };
 }

@@ -3,12 +3,35 @@
 // global the stream names goes through the caller's allow-list before it is even pushed, and the
 // only calls that ever happen are the caller's own implementations of the allowed names. Other
 // classes become inert records (class name, arguments, state) to be read as data.
-import { CheckpointError } from '../checkpoint/io.ts';
+// Over 500 lines: one interpreter (the opcode table and the stack machine that runs it), reviewed
+// as one trust boundary.
+import { CheckpointError } from '../checkpoint/format.ts';
 
 /** A file that cannot be read as a pickle: malformed, truncated, or using unsupported features. */
 export class PickleError extends CheckpointError {
   override name = 'PickleError';
 }
+
+/**
+ * A pickle whose shape no network file has: more objects, or deeper nesting, than any real
+ * checkpoint, which is only a way to exhaust memory, the stack or the walk over its objects.
+ */
+export class NotANetworkPickleError extends PickleError {
+  override name = 'NotANetworkPickleError';
+  constructor(source: string, why: string) {
+    super(
+      `${source}: this file is not a network pickle: ${why}`,
+      'only StyleGAN2 network pickles, torch.save files and safetensors can be imported',
+    );
+  }
+}
+
+/**
+ * The most containers (dicts, lists, tuples, sets, objects) one pickle may create. StyleGAN2's
+ * largest network pickle (1024x1024, G, D and G_ema) makes about 20,000; a million Maps already
+ * take a few hundred MB, so a small file cannot make the reader allocate gigabytes.
+ */
+export const MAX_PICKLE_OBJECTS = 1_000_000;
 
 /** A pickle that names a global outside the allow-list: it would run code when loaded in Python. */
 export class UnsafePickleError extends PickleError {
@@ -96,6 +119,11 @@ function tuple(items: unknown[]): readonly unknown[] {
   return Object.freeze(items);
 }
 
+/** Appends without spreading: `push(...items)` throws a RangeError past ~100,000 arguments. */
+export function appendAll(target: unknown[], items: readonly unknown[]): void {
+  for (const item of items) target.push(item);
+}
+
 const HIGHEST_PROTOCOL = 5;
 
 // Opcodes by byte value (pickletools.py names). Protocol 0/1 text opcodes are deliberately absent.
@@ -174,6 +202,7 @@ class Unpickler {
   private readonly marks: number[] = [];
   private readonly memo = new Map<number, unknown>();
   private readonly view: DataView;
+  private objects = 0;
 
   constructor(
     private readonly bytes: Uint8Array,
@@ -182,6 +211,16 @@ class Unpickler {
   ) {
     this.pos = start;
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  /** Counts one new container against MAX_PICKLE_OBJECTS and returns it. */
+  private made<T>(container: T): T {
+    if (++this.objects > MAX_PICKLE_OBJECTS)
+      throw new NotANetworkPickleError(
+        this.opts.source,
+        `it creates more than ${MAX_PICKLE_OBJECTS.toLocaleString('en-US')} objects`,
+      );
+    return container;
   }
 
   private fail(message: string, hint?: string): PickleError {
@@ -285,8 +324,8 @@ class Unpickler {
   }
 
   private appendItems(target: unknown, items: unknown[]): void {
-    if (Array.isArray(target) && !isTuple(target)) (target as unknown[]).push(...items);
-    else if (target instanceof PyObject) target.listItems.push(...items);
+    if (Array.isArray(target) && !isTuple(target)) appendAll(target, items);
+    else if (target instanceof PyObject) appendAll(target.listItems, items);
     else throw this.fail('malformed pickle: APPEND on a value that is not a list');
   }
 
@@ -400,30 +439,30 @@ class Unpickler {
           push(this.take(this.u64()));
           break;
         case OP.EMPTY_TUPLE:
-          push(tuple([]));
+          push(this.made(tuple([])));
           break;
         case OP.TUPLE1:
-          push(tuple([this.pop()]));
+          push(this.made(tuple([this.pop()])));
           break;
         case OP.TUPLE2: {
           const b = this.pop();
-          push(tuple([this.pop(), b]));
+          push(this.made(tuple([this.pop(), b])));
           break;
         }
         case OP.TUPLE3: {
           const c = this.pop();
           const b = this.pop();
-          push(tuple([this.pop(), b, c]));
+          push(this.made(tuple([this.pop(), b, c])));
           break;
         }
         case OP.TUPLE:
-          push(tuple(this.popMark()));
+          push(this.made(tuple(this.popMark())));
           break;
         case OP.EMPTY_LIST:
-          push([]);
+          push(this.made([]));
           break;
         case OP.LIST:
-          push(this.popMark());
+          push(this.made(this.popMark()));
           break;
         case OP.APPEND: {
           const item = this.pop();
@@ -436,10 +475,10 @@ class Unpickler {
           break;
         }
         case OP.EMPTY_DICT:
-          push(new PyDict());
+          push(this.made(new PyDict()));
           break;
         case OP.DICT: {
-          const dict = new PyDict();
+          const dict = this.made(new PyDict());
           this.setItems(dict, this.popMark());
           push(dict);
           break;
@@ -456,19 +495,19 @@ class Unpickler {
           break;
         }
         case OP.EMPTY_SET:
-          push(new PySet());
+          push(this.made(new PySet()));
           break;
         case OP.ADDITEMS: {
           const items = this.popMark();
           const set = this.top();
           if (!(set instanceof PySet) || set.frozen)
             throw this.fail('malformed pickle: ADDITEMS on a value that is not a set');
-          set.items.push(...items);
+          appendAll(set.items, items);
           break;
         }
         case OP.FROZENSET: {
-          const set = new PySet(true);
-          set.items.push(...this.popMark());
+          const set = this.made(new PySet(true));
+          appendAll(set.items, this.popMark());
           push(set);
           break;
         }
@@ -504,21 +543,21 @@ class Unpickler {
           const args = this.asTuple(this.pop(), 'REDUCE arguments');
           const callable = this.asGlobal(this.pop(), 'REDUCE');
           const { call } = callable.behaviour;
-          push(call ? call(args) : new PyObject(callable.qualifiedName, args));
+          push(this.made(call ? call(args) : new PyObject(callable.qualifiedName, args)));
           break;
         }
         case OP.NEWOBJ: {
           const args = this.asTuple(this.pop(), 'NEWOBJ arguments');
           const cls = this.asGlobal(this.pop(), 'NEWOBJ');
           const { construct } = cls.behaviour;
-          push(construct ? construct(args) : new PyObject(cls.qualifiedName, args));
+          push(this.made(construct ? construct(args) : new PyObject(cls.qualifiedName, args)));
           break;
         }
         case OP.NEWOBJ_EX: {
           const kwargs = this.pop();
           const args = this.asTuple(this.pop(), 'NEWOBJ_EX arguments');
           const cls = this.asGlobal(this.pop(), 'NEWOBJ_EX');
-          push(new PyObject(cls.qualifiedName, args, kwargs));
+          push(this.made(new PyObject(cls.qualifiedName, args, kwargs)));
           break;
         }
         case OP.BUILD: {

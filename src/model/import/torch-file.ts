@@ -2,7 +2,6 @@
 // record per storage), legacy torch.save streams, and plain pickles (NVIDIA network .pkl files).
 // Each opens to its unpickled root object and a way to load the bytes of the storages it uses;
 // zip storages are read on demand, so optimizer state and other unused records are never read.
-import { readFile } from 'node:fs/promises';
 import { CheckpointError } from '../checkpoint/io.ts';
 import { isTuple, PickleError, unpickle } from './pickle.ts';
 import {
@@ -105,9 +104,4 @@ export function readPickleBytes(bytes: Uint8Array, source: string): { kind: Torc
 export function pickleFileFromBytes(bytes: Uint8Array, path: string): TorchFile {
   const { kind, root } = readPickleBytes(bytes, path);
   return { kind, root, load: async () => {}, close: async () => {} };
-}
-
-/** A pickle file, read whole: every storage it holds is in memory once it is parsed. */
-export async function openPickleFile(path: string): Promise<TorchFile> {
-  return pickleFileFromBytes(await readFile(path), path);
 }

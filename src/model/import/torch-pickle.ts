@@ -1,9 +1,11 @@
 // What PyTorch and NVIDIA's training code put into pickles, as data: the allow-list of globals a
 // network pickle or torch.save file may name, storages and tensors (by reference, decoded on
 // demand), and the legacy torch.save stream that plain pickles embed for every storage.
-import { CheckpointError } from '../checkpoint/io.ts';
+// Over 500 lines: the allow-list and the readers it admits are one trust boundary, reviewed together.
+import { CheckpointError } from '../checkpoint/format.ts';
 import { decodeToFloat32, type SafetensorsDType } from '../checkpoint/safetensors.ts';
 import {
+  appendAll,
   type GlobalBehaviour,
   isTuple,
   PickleError,
@@ -184,7 +186,7 @@ function setClass(frozen: boolean): GlobalBehaviour {
     call: (args) => {
       const set = new PySet(frozen);
       const items = args[0];
-      if (Array.isArray(items)) set.items.push(...items);
+      if (Array.isArray(items)) appendAll(set.items, items);
       return set;
     },
   };
@@ -242,7 +244,7 @@ export function torchGlobalResolver(
       call: ([bytes]) => {
         if (!(bytes instanceof Uint8Array))
           throw new PickleError(`${source}: malformed storage record in the pickle`);
-        return readNestedStorage(bytes);
+        return storageOnce(bytes);
       },
     },
     'torch_utils.persistence._reconstruct_persistent_obj': {
@@ -267,9 +269,29 @@ export function torchGlobalResolver(
     'torch.device': inertClass,
   };
 
+  // The memo lets a pickle apply one record to the same value any number of times: each value is
+  // converted (copied) and each storage record parsed once, so repeats cost nothing.
+  const bytesOfText = new Map<string, Uint8Array>();
+  const storageOfBytes = new WeakMap<Uint8Array, TorchStorage>();
+  function storageOnce(bytes: Uint8Array): TorchStorage {
+    let storage = storageOfBytes.get(bytes);
+    if (!storage) {
+      storage = readNestedStorage(bytes);
+      storageOfBytes.set(bytes, storage);
+    }
+    return storage;
+  }
+
   function latin1Or(args: readonly unknown[]): Uint8Array {
     const [value] = args;
-    if (typeof value === 'string') return latin1Bytes(value);
+    if (typeof value === 'string') {
+      let bytes = bytesOfText.get(value);
+      if (!bytes) {
+        bytes = latin1Bytes(value);
+        bytesOfText.set(value, bytes);
+      }
+      return bytes;
+    }
     if (value instanceof Uint8Array) return value;
     if (isIntegerList(value)) return Uint8Array.from(value);
     throw new PickleError(`${source}: malformed bytes record in the pickle`);
@@ -376,7 +398,9 @@ export function readLegacyTorchStream(bytes: Uint8Array, source: string, depth =
     throw new PickleError(`${source}: not a torch.save stream (no magic number)`);
   const protocol = unpickle(bytes, plain, magic.end);
   if (protocol.value !== TORCH_LEGACY_PROTOCOL)
-    throw new PickleError(`${source}: unsupported torch.save protocol ${String(protocol.value)}`);
+    throw new PickleError(
+      `${source}: unsupported torch.save protocol ${typeof protocol.value === 'number' ? protocol.value : 'record'}`,
+    );
   const sysInfo = unpickle(bytes, plain, protocol.end);
   const bigEndian = sysInfo.value instanceof PyDict && sysInfo.value.get('little_endian') === false;
 

@@ -5,14 +5,52 @@ import { crc32 } from 'node:zlib';
 import yauzl, { type Entry, type ZipFile } from 'yauzl';
 import { CheckpointError } from '../checkpoint/io.ts';
 
+/**
+ * Past this many inflated bytes a compressed record may be at most MAX_INFLATE_RATIO times its
+ * compressed size. Weights barely compress (about 1.1:1); a small record of zeros may do 1000:1
+ * and cannot hurt.
+ */
+export const RATIO_FREE_BYTES = 2 ** 20;
+export const MAX_INFLATE_RATIO = 20;
+
+/**
+ * All compressed records of one archive together may inflate to at most twice the file's size
+ * plus this: a real archive (even one someone re-zipped with compression) holds its tensors, so
+ * memory stays about twice the real tensor data, whatever the headers declare.
+ */
+export const INFLATE_BUDGET_SLACK_BYTES = 16 * 2 ** 20;
+
+/** The most bytes a record compressed to `compressedSize` bytes may inflate to. */
+export function inflateAllowance(compressedSize: number): number {
+  return Math.max(RATIO_FREE_BYTES, compressedSize * MAX_INFLATE_RATIO);
+}
+
+function mebibytes(bytes: number): string {
+  return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+}
+
 export class ZipArchiveReader {
   private constructor(
     private readonly zip: ZipFile,
     private readonly file: FileHandle,
+    private readonly fileBytes: number,
     private readonly source: string,
     /** Records by name. */
     readonly entries: Map<string, Entry>,
-  ) {}
+  ) {
+    this.inflateBudget = 2 * fileBytes + INFLATE_BUDGET_SLACK_BYTES;
+    this.storedBudget = fileBytes;
+  }
+
+  /**
+   * Bytes stored records may still claim. Records of a real archive never overlap, so together
+   * they hold at most the file; many directory records pointing at the same data (the
+   * non-recursive zip bomb) would otherwise load one tensor's bytes once per record.
+   */
+  private storedBudget: number;
+
+  /** Bytes compressed records may still inflate to (see INFLATE_BUDGET_SLACK_BYTES). */
+  private inflateBudget: number;
 
   static async open(path: string): Promise<ZipArchiveReader> {
     let zip: ZipFile;
@@ -34,50 +72,94 @@ export class ZipArchiveReader {
       zip.close();
       throw new CheckpointError(`${path}: damaged zip archive: ${(err as Error).message}`, undefined, err);
     }
-    return new ZipArchiveReader(zip, await open(path, 'r'), path, entries);
+    const file = await open(path, 'r');
+    const { size } = await file.stat();
+    return new ZipArchiveReader(zip, file, size, path, entries);
   }
 
-  /** The whole record, in one buffer of its declared size. */
+  private refuse(name: string, why: string): CheckpointError {
+    return new CheckpointError(
+      `${this.source}: refusing record ${name}: ${why}`,
+      'a torch.save archive holds each record once, uncompressed; this one looks built to exhaust memory (a zip bomb)',
+    );
+  }
+
+  /**
+   * The whole record, in memory. Nothing of its declared size is allocated before the header is
+   * checked against the file (stored records) or the ratio limit and the archive's inflate budget
+   * (compressed ones); a compressed record is inflated chunk by chunk under a running cap, so a
+   * header that lies about its size cannot get past it either.
+   */
   async read(name: string): Promise<Buffer> {
     const entry = this.entries.get(name);
     if (!entry) throw new CheckpointError(`${this.source}: the archive has no record ${name}`);
-    const out = Buffer.allocUnsafeSlow(entry.uncompressedSize);
-    let filled = 0;
+    const declared = entry.uncompressedSize;
+    if (entry.compressionMethod !== 0) {
+      const allowance = Math.min(inflateAllowance(entry.compressedSize), this.inflateBudget);
+      if (declared > allowance)
+        throw this.refuse(
+          name,
+          `it declares ${mebibytes(declared)} from ${mebibytes(entry.compressedSize)} compressed, more than this archive may inflate to`,
+        );
+      const out = await this.inflate(name, entry, declared);
+      this.inflateBudget -= out.length;
+      return out;
+    }
     try {
       // Stored records (all torch.save writes) are read in one call, several times faster than
-      // yauzl's chunked stream; compressed ones go through it.
-      if (entry.compressionMethod === 0) {
-        if (entry.compressedSize !== entry.uncompressedSize) throw new Error('stored record sizes disagree');
-        const { fileDataStart } = await this.zip.readLocalFileHeaderPromise(entry, { minimal: true });
-        while (filled < out.length) {
-          const { bytesRead } = await this.file.read(
-            out,
-            filled,
-            out.length - filled,
-            fileDataStart + filled,
-          );
-          if (bytesRead === 0) break;
-          filled += bytesRead;
-        }
-        if (filled !== out.length) throw new Error('unexpected end of file');
-        return out;
+      // yauzl's chunked stream.
+      if (entry.compressedSize !== declared) throw new Error('stored record sizes disagree');
+      const { fileDataStart } = await this.zip.readLocalFileHeaderPromise(entry, { minimal: true });
+      if (fileDataStart + declared > this.fileBytes) throw new Error('unexpected end of file');
+      if (declared > this.storedBudget)
+        throw this.refuse(
+          name,
+          'its records together claim more bytes than the file holds (records sharing their data)',
+        );
+      this.storedBudget -= declared;
+      const out = Buffer.allocUnsafeSlow(declared);
+      let filled = 0;
+      while (filled < out.length) {
+        const { bytesRead } = await this.file.read(out, filled, out.length - filled, fileDataStart + filled);
+        if (bytesRead === 0) break;
+        filled += bytesRead;
       }
-      const stream = await this.zip.openReadStreamPromise(entry);
+      if (filled !== out.length) throw new Error('unexpected end of file');
+      return out;
+    } catch (err) {
+      if (err instanceof CheckpointError) throw err;
+      throw this.damaged(name, err);
+    }
+  }
+
+  private async inflate(name: string, entry: Entry, cap: number): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    let filled = 0;
+    let stream: NodeJS.ReadableStream | undefined;
+    try {
+      stream = await this.zip.openReadStreamPromise(entry);
       for await (const chunk of stream as AsyncIterable<Buffer>) {
-        if (filled + chunk.length > out.length) throw new Error('record is longer than declared');
-        chunk.copy(out, filled);
         filled += chunk.length;
+        if (filled > cap)
+          throw this.refuse(name, `it inflates past the ${mebibytes(cap)} its header declares`);
+        chunks.push(chunk);
       }
     } catch (err) {
-      throw new CheckpointError(
-        `${this.source}: cannot read record ${name}: ${(err as Error).message} (truncated or damaged file?)`,
-        undefined,
-        err,
-      );
+      (stream as { destroy?: () => void } | undefined)?.destroy?.();
+      if (err instanceof CheckpointError) throw err;
+      throw this.damaged(name, err);
     }
-    if (filled !== out.length)
+    if (filled !== entry.uncompressedSize)
       throw new CheckpointError(`${this.source}: record ${name} is cut short (truncated or damaged file?)`);
-    return out;
+    return Buffer.concat(chunks, filled);
+  }
+
+  private damaged(name: string, err: unknown): CheckpointError {
+    return new CheckpointError(
+      `${this.source}: cannot read record ${name}: ${(err as Error).message} (truncated or damaged file?)`,
+      undefined,
+      err,
+    );
   }
 
   async close(): Promise<void> {

@@ -1,16 +1,14 @@
-import { channelsAt, type DiscriminatorConfig, synthesisResolutions } from '../config.ts';
+import { channelsAt, type DiscriminatorConfig } from '../config.ts';
 import { withConvOps } from '../ops/conv.ts';
 import type { ParamStore } from '../params.ts';
 import { tf } from '../tf.ts';
+import { assertShape, Conv2dLayer, FullyConnectedLayer, Module, type NetworkOptions } from './layers.ts';
 import {
-  assertShape,
-  Conv2dLayer,
-  FullyConnectedLayer,
-  Module,
-  type NetworkOptions,
+  type DiscriminatorBlockShape,
+  discriminatorBlocks,
+  discriminatorSpecs,
   type ParamSpec,
-  resampleFilterSpec,
-} from './layers.ts';
+} from './specs.ts';
 
 /** One resolution of the `resnet` discriminator: [fromrgb] + conv0 + conv1 (down 2), plus a 1x1 skip. */
 export class DiscriminatorBlock extends Module {
@@ -19,14 +17,14 @@ export class DiscriminatorBlock extends Module {
   readonly conv1: Conv2dLayer;
   readonly skip: Conv2dLayer;
 
+  readonly resolution: number;
+
   constructor(
-    readonly resolution: number,
-    inChannels: number,
-    tmpChannels: number,
-    outChannels: number,
+    { resolution, inChannels, tmpChannels, outChannels }: DiscriminatorBlockShape,
     cfg: DiscriminatorConfig,
   ) {
     super(`b${resolution}.`);
+    this.resolution = resolution;
     const convClamp = cfg.convClamp;
     this.fromrgb =
       inChannels === 0
@@ -50,16 +48,6 @@ export class DiscriminatorBlock extends Module {
       down: 2,
       convClamp,
     });
-  }
-
-  specs(): ParamSpec[] {
-    return [
-      ...(this.fromrgb?.specs() ?? []),
-      ...this.conv0.specs(),
-      ...this.conv1.specs(),
-      ...this.skip.specs(),
-      resampleFilterSpec(this.prefix),
-    ];
   }
 
   forward(params: ParamStore, x: tf.Tensor4D | null, img: tf.Tensor4D | null): tf.Tensor4D {
@@ -124,12 +112,8 @@ export class DiscriminatorEpilogue extends Module {
       activation: 'lrelu',
       convClamp: cfg.convClamp,
     });
-    this.fc = new FullyConnectedLayer('b4.fc.', channels * 16, channels, 'lrelu');
+    this.fc = new FullyConnectedLayer('b4.fc.', channels * 16, channels, { activation: 'lrelu' });
     this.out = new FullyConnectedLayer('b4.out.', channels, 1);
-  }
-
-  specs(): ParamSpec[] {
-    return [...this.conv.specs(), ...this.fc.specs(), ...this.out.specs()];
   }
 
   forward(params: ParamStore, x: tf.Tensor4D): tf.Tensor2D {
@@ -152,25 +136,13 @@ export class Discriminator {
     readonly params: ParamStore,
     readonly opts: NetworkOptions = {},
   ) {
-    const resolutions = synthesisResolutions(cfg.resolution)
-      .filter((r) => r > 4)
-      .reverse();
-    this.blocks = resolutions.map(
-      (r) =>
-        new DiscriminatorBlock(
-          r,
-          r < cfg.resolution ? channelsAt(cfg, r) : 0,
-          channelsAt(cfg, r),
-          channelsAt(cfg, r / 2),
-          cfg,
-        ),
-    );
+    this.blocks = discriminatorBlocks(cfg).map((shape) => new DiscriminatorBlock(shape, cfg));
     this.epilogue = new DiscriminatorEpilogue(channelsAt(cfg, 4), cfg);
   }
 
+  /** The parameters this network reads (see specs.ts). */
   static specs(cfg: DiscriminatorConfig): ParamSpec[] {
-    const d = new Discriminator(cfg, new Map());
-    return [...d.blocks.flatMap((b) => b.specs()), ...d.epilogue.specs()];
+    return discriminatorSpecs(cfg);
   }
 
   /** Features entering block at `resolution` are the output of the previous block; exposed for perceptual losses. */

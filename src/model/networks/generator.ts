@@ -2,8 +2,9 @@ import { type GeneratorConfig, numWs } from '../config.ts';
 import { withConvOps } from '../ops/conv.ts';
 import type { ParamStore } from '../params.ts';
 import { tf } from '../tf.ts';
-import type { NetworkOptions, ParamSpec } from './layers.ts';
+import type { NetworkOptions } from './layers.ts';
 import { MappingNetwork, type MappingOptions } from './mapping.ts';
+import { generatorSpecs, type ParamSpec } from './specs.ts';
 import { SynthesisNetwork, type SynthesisOptions } from './synthesis.ts';
 
 export interface GenerateOptions extends MappingOptions, SynthesisOptions {}
@@ -24,9 +25,9 @@ export class Generator {
     this.synthesis = new SynthesisNetwork(cfg);
   }
 
+  /** The parameters this network reads (see specs.ts). */
   static specs(cfg: GeneratorConfig): ParamSpec[] {
-    const numW = numWs(cfg.resolution);
-    return [...new MappingNetwork(cfg, numW).specs(), ...new SynthesisNetwork(cfg).specs()];
+    return generatorSpecs(cfg);
   }
 
   /** z [N, z_dim] -> ws [N, num_ws, w_dim]. */

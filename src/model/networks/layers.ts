@@ -1,27 +1,11 @@
 // The building blocks shared by the generator and the discriminator, one class per concept as in
-// NVlabs' networks_stylegan2.py. Each layer knows its parameters' names, shapes (our layouts) and
-// initialisation, and computes its forward pass from a ParamStore.
+// NVlabs' networks_stylegan2.py. Each layer computes its forward pass from a ParamStore whose
+// tensors specs.ts declares (names, shapes in our layouts, initialisation).
 
 import { ACTIVATION_GAIN, type Activation, biasAct } from '../ops/bias_act.ts';
 import { type ConvOps, conv2dResample, derivedFromWeight } from '../ops/conv.ts';
 import { getParam, type ParamStore } from '../params.ts';
 import { tf } from '../tf.ts';
-
-export type Init =
-  | 'randn'
-  | 'zeros'
-  | 'ones'
-  | { constant: number }
-  | { randnScale: number }
-  | { filter: number[] };
-
-/**
- * The `resample_filter` buffer every official block and conv layer carries (setup_filter of
- * [1, 3, 3, 1]: the normalised outer product). Kept so a ParamStore mirrors the official state_dict.
- */
-export function resampleFilterSpec(prefix: string): ParamSpec {
-  return { name: `${prefix}resample_filter`, shape: [4, 4], init: { filter: [1, 3, 3, 1] }, buffer: true };
-}
 
 export interface NetworkOptions {
   /**
@@ -29,14 +13,6 @@ export interface NetworkOptions {
    * every backend, to any order); default: tfjs's native ones. Chosen per instance, never per process.
    */
   convOps?: ConvOps;
-}
-
-export interface ParamSpec {
-  name: string;
-  shape: number[];
-  init: Init;
-  /** Buffers are state that training does not optimise (noise_const, w_avg, resample filters). */
-  buffer?: boolean;
 }
 
 /**
@@ -50,36 +26,32 @@ export function scaled(param: tf.Tensor, gain: number): tf.Tensor {
 
 export abstract class Module {
   constructor(readonly prefix: string) {}
-  abstract specs(): ParamSpec[];
   protected p(params: ParamStore, name: string): tf.Tensor {
     return getParam(params, `${this.prefix}${name}`);
   }
 }
 
+export interface FullyConnectedOptions {
+  activation?: Activation;
+  /** Learning-rate multiplier: weights are stored divided by it and scaled back at run time. */
+  lrMultiplier?: number;
+}
+
 /** Equalised-learning-rate fully connected layer: weight [in, out] scaled by lr_mul / sqrt(in) at run time. */
 export class FullyConnectedLayer extends Module {
   readonly weightGain: number;
+  readonly activation: Activation;
+  readonly lrMultiplier: number;
   constructor(
     prefix: string,
     readonly inFeatures: number,
     readonly outFeatures: number,
-    readonly activation: Activation = 'linear',
-    readonly lrMultiplier = 1,
-    readonly biasInit = 0,
+    { activation = 'linear', lrMultiplier = 1 }: FullyConnectedOptions = {},
   ) {
     super(prefix);
+    this.activation = activation;
+    this.lrMultiplier = lrMultiplier;
     this.weightGain = lrMultiplier / Math.sqrt(inFeatures);
-  }
-
-  specs(): ParamSpec[] {
-    return [
-      {
-        name: `${this.prefix}weight`,
-        shape: [this.inFeatures, this.outFeatures],
-        init: { randnScale: 1 / this.lrMultiplier },
-      },
-      { name: `${this.prefix}bias`, shape: [this.outFeatures], init: { constant: this.biasInit } },
-    ];
   }
 
   /** `outputGain` (linear layers only) scales the output, folded into the cached scaled weights. */
@@ -113,17 +85,6 @@ export class Conv2dLayer extends Module {
   ) {
     super(prefix);
     this.weightGain = 1 / Math.sqrt(inChannels * kernelSize * kernelSize);
-  }
-
-  specs(): ParamSpec[] {
-    const k = this.kernelSize;
-    const specs: ParamSpec[] = [
-      { name: `${this.prefix}weight`, shape: [k, k, this.inChannels, this.outChannels], init: 'randn' },
-    ];
-    if (this.opts.bias !== false)
-      specs.push({ name: `${this.prefix}bias`, shape: [this.outChannels], init: 'zeros' });
-    specs.push(resampleFilterSpec(this.prefix));
-    return specs;
   }
 
   forward(params: ParamStore, x: tf.Tensor4D, gain = 1): tf.Tensor4D {

@@ -1,7 +1,8 @@
 import type { GeneratorConfig } from '../config.ts';
 import type { ParamStore } from '../params.ts';
 import { tf } from '../tf.ts';
-import { assertShape, FullyConnectedLayer, Module, type ParamSpec } from './layers.ts';
+import { assertShape, FullyConnectedLayer, Module } from './layers.ts';
+import { mappingFeatures } from './specs.ts';
 
 export function normalize2ndMoment(x: tf.Tensor2D, eps = 1e-8): tf.Tensor2D {
   return tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), 1, true), eps))) as tf.Tensor2D;
@@ -23,25 +24,13 @@ export class MappingNetwork extends Module {
     readonly numWs: number,
   ) {
     super('mapping.');
-    const features = [cfg.zDim, ...Array(cfg.mappingLayers - 1).fill(cfg.wDim), cfg.wDim];
-    this.layers = Array.from(
-      { length: cfg.mappingLayers },
-      (_, i) =>
-        new FullyConnectedLayer(
-          `mapping.fc${i}.`,
-          features[i],
-          features[i + 1],
-          'lrelu',
-          cfg.mappingLrMultiplier,
-        ),
+    this.layers = mappingFeatures(cfg).map(
+      (f, i) =>
+        new FullyConnectedLayer(`mapping.fc${i}.`, f.in, f.out, {
+          activation: 'lrelu',
+          lrMultiplier: cfg.mappingLrMultiplier,
+        }),
     );
-  }
-
-  specs(): ParamSpec[] {
-    return [
-      ...this.layers.flatMap((l) => l.specs()),
-      { name: 'mapping.w_avg', shape: [this.cfg.wDim], init: 'zeros', buffer: true },
-    ];
   }
 
   /** Unbroadcast w: [N, w_dim]. */

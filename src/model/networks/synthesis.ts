@@ -1,13 +1,11 @@
-import { channelsAt, type GeneratorConfig, numWs, synthesisResolutions } from '../config.ts';
+import { type GeneratorConfig, type NoiseMode, numWs } from '../config.ts';
 import { ACTIVATION_GAIN, type BiasActOptions, biasAct } from '../ops/bias_act.ts';
 import { conv2d, conv2dResample, derivedFromWeight } from '../ops/conv.ts';
 import { upsample2d } from '../ops/upfirdn2d.ts';
 import type { ParamStore } from '../params.ts';
 import { tf } from '../tf.ts';
-import { assertShape, FullyConnectedLayer, Module, type ParamSpec, resampleFilterSpec } from './layers.ts';
-
-/** random: fresh N(0,1) per call; const: the stored noise_const buffers; none: no noise. */
-export type NoiseMode = 'random' | 'const' | 'none';
+import { assertShape, FullyConnectedLayer, Module } from './layers.ts';
+import { type SynthesisBlockShape, synthesisBlocks } from './specs.ts';
 
 export interface SynthesisOptions {
   noiseMode?: NoiseMode;
@@ -60,32 +58,32 @@ export function modulatedConv2d(
   });
 }
 
-/** Modulated 3x3 conv + noise + bias + leaky ReLU + clamp; `up` = 2 doubles the resolution. */
+export interface SynthesisLayerOptions {
+  wDim: number;
+  /** Output resolution. */
+  resolution: number;
+  /** 2 doubles the resolution (the first conv of each block above 4x4). */
+  up?: 1 | 2;
+  convClamp: number | null;
+}
+
+/** Modulated 3x3 conv + noise + bias + leaky ReLU + clamp. */
 export class SynthesisLayer extends Module {
   readonly affine: FullyConnectedLayer;
+  readonly resolution: number;
+  readonly up: 1 | 2;
+  readonly convClamp: number | null;
   constructor(
     prefix: string,
     readonly inChannels: number,
     readonly outChannels: number,
-    readonly wDim: number,
-    readonly resolution: number,
-    readonly up: 1 | 2,
-    readonly convClamp: number | null,
+    { wDim, resolution, up = 1, convClamp }: SynthesisLayerOptions,
   ) {
     super(prefix);
-    this.affine = new FullyConnectedLayer(`${prefix}affine.`, wDim, inChannels, 'linear', 1, 1);
-  }
-
-  specs(): ParamSpec[] {
-    const r = this.resolution;
-    return [
-      ...this.affine.specs(),
-      { name: `${this.prefix}weight`, shape: [3, 3, this.inChannels, this.outChannels], init: 'randn' },
-      { name: `${this.prefix}bias`, shape: [this.outChannels], init: 'zeros' },
-      { name: `${this.prefix}noise_const`, shape: [r, r], init: 'randn', buffer: true },
-      { name: `${this.prefix}noise_strength`, shape: [], init: 'zeros' },
-      resampleFilterSpec(this.prefix),
-    ];
+    this.resolution = resolution;
+    this.up = up;
+    this.convClamp = convClamp;
+    this.affine = new FullyConnectedLayer(`${prefix}affine.`, wDim, inChannels);
   }
 
   forward(params: ParamStore, x: tf.Tensor4D, w: tf.Tensor2D, noiseMode: NoiseMode, gain = 1): tf.Tensor4D {
@@ -124,24 +122,17 @@ export class SynthesisLayer extends Module {
 export class ToRGBLayer extends Module {
   readonly affine: FullyConnectedLayer;
   readonly weightGain: number;
+  readonly convClamp: number | null;
   constructor(
     prefix: string,
     readonly inChannels: number,
     readonly outChannels: number,
-    readonly wDim: number,
-    readonly convClamp: number | null,
+    { wDim, convClamp }: { wDim: number; convClamp: number | null },
   ) {
     super(prefix);
-    this.affine = new FullyConnectedLayer(`${prefix}affine.`, wDim, inChannels, 'linear', 1, 1);
+    this.convClamp = convClamp;
+    this.affine = new FullyConnectedLayer(`${prefix}affine.`, wDim, inChannels);
     this.weightGain = 1 / Math.sqrt(inChannels);
-  }
-
-  specs(): ParamSpec[] {
-    return [
-      ...this.affine.specs(),
-      { name: `${this.prefix}weight`, shape: [1, 1, this.inChannels, this.outChannels], init: 'randn' },
-      { name: `${this.prefix}bias`, shape: [this.outChannels], init: 'zeros' },
-    ];
   }
 
   forward(params: ParamStore, x: tf.Tensor4D, w: tf.Tensor2D): tf.Tensor4D {
@@ -161,46 +152,31 @@ export class SynthesisBlock extends Module {
   /** ws consumed by the convs; torgb reads the next one, shared with the following block's conv0. */
   readonly numConv: number;
 
+  readonly resolution: number;
+
   constructor(
-    readonly resolution: number,
-    readonly inChannels: number,
-    readonly outChannels: number,
+    { resolution, inChannels, outChannels }: SynthesisBlockShape,
     readonly cfg: GeneratorConfig,
   ) {
     super(`synthesis.b${resolution}.`);
+    this.resolution = resolution;
     const { wDim, convClamp } = cfg;
     this.conv0 =
       inChannels === 0
         ? null
-        : new SynthesisLayer(`${this.prefix}conv0.`, inChannels, outChannels, wDim, resolution, 2, convClamp);
-    this.conv1 = new SynthesisLayer(
-      `${this.prefix}conv1.`,
-      outChannels,
-      outChannels,
+        : new SynthesisLayer(`${this.prefix}conv0.`, inChannels, outChannels, {
+            wDim,
+            resolution,
+            up: 2,
+            convClamp,
+          });
+    this.conv1 = new SynthesisLayer(`${this.prefix}conv1.`, outChannels, outChannels, {
       wDim,
       resolution,
-      1,
       convClamp,
-    );
-    this.torgb = new ToRGBLayer(`${this.prefix}torgb.`, outChannels, cfg.imgChannels, wDim, convClamp);
+    });
+    this.torgb = new ToRGBLayer(`${this.prefix}torgb.`, outChannels, cfg.imgChannels, { wDim, convClamp });
     this.numConv = inChannels === 0 ? 1 : 2;
-  }
-
-  specs(): ParamSpec[] {
-    const own: ParamSpec[] = [];
-    if (this.inChannels === 0)
-      own.push({
-        name: `${this.prefix}const`,
-        shape: [this.resolution, this.resolution, this.outChannels],
-        init: 'randn',
-      });
-    return [
-      ...own,
-      ...(this.conv0?.specs() ?? []),
-      ...this.conv1.specs(),
-      ...this.torgb.specs(),
-      resampleFilterSpec(this.prefix),
-    ];
   }
 
   /** ws: this block's numConv + 1 w vectors, [N, k, w_dim]. */
@@ -236,18 +212,12 @@ export class SynthesisNetwork extends Module {
 
   constructor(readonly cfg: GeneratorConfig) {
     super('synthesis.');
-    this.blocks = synthesisResolutions(cfg.resolution).map(
-      (r) => new SynthesisBlock(r, r === 4 ? 0 : channelsAt(cfg, r / 2), channelsAt(cfg, r), cfg),
-    );
+    this.blocks = synthesisBlocks(cfg).map((shape) => new SynthesisBlock(shape, cfg));
     this.numWs = numWs(cfg.resolution);
     tf.util.assert(
       this.blocks.reduce((a, b) => a + b.numConv, 0) + 1 === this.numWs,
       () => 'num_ws bookkeeping does not add up',
     );
-  }
-
-  specs(): ParamSpec[] {
-    return this.blocks.flatMap((b) => b.specs());
   }
 
   /** Index of the first w each block reads. */

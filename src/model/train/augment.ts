@@ -14,6 +14,8 @@
 // fractional translation, resampled by per-sample matrices), colour (brightness, contrast, luma
 // flip, hue rotation, saturation as one 4x4 matrix per sample). Arbitrary rotation is not
 // implemented: it is not separable, and the per-row resampling it needs costs H*W*W per image.
+// Over 500 lines: one pipeline whose parameter draws follow AugmentPipe's exact order (seeded runs
+// reproduce by it); in one file, that order reads top to bottom.
 import { NumpyRandomState } from '../seeds.ts';
 import { tf } from '../tf.ts';
 

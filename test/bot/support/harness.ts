@@ -22,6 +22,7 @@ import {
   type InteractionRecord,
   MessageFlag,
 } from '../../support/fake-discord/index.ts';
+import { serverPathLeaks } from './member-text.ts';
 import { MemoryCatalog, MemoryJobs, RecordingDatasets } from './memory-services.ts';
 
 export const TEST_MODELS: ModelSummary[] = [
@@ -31,7 +32,11 @@ export const TEST_MODELS: ModelSummary[] = [
 
 export const ADMIN_ROLE_ID = '111111111111111111';
 
-export const FAST_TIMING: Partial<BotTiming> = { ackSafetyMs: 1_500, progressRefreshMs: 50 };
+export const FAST_TIMING: Partial<BotTiming> = {
+  ackSafetyMs: 1_500,
+  progressRefreshMs: 50,
+  queuedGraceMs: 0,
+};
 
 export interface HarnessOptions {
   fake?: FakeDiscordOptions;
@@ -46,7 +51,7 @@ export class BotHarness {
   private constructor(
     readonly fake: FakeDiscord,
     readonly dataDir: string,
-    readonly services: BotServices & { jobs: MemoryJobs; datasets: RecordingDatasets },
+    readonly services: BotServices & { jobs: MemoryJobs; models: MemoryCatalog; datasets: RecordingDatasets },
     readonly config: BotConfig,
     private readonly options: HarnessOptions,
   ) {}
@@ -103,11 +108,17 @@ export class BotHarness {
     return { record, outcome };
   }
 
+  /**
+   * Stops everything; throws (failing the suite's afterAll) when any message the suite made shows
+   * a server path or the data folder's name.
+   */
   async close(): Promise<void> {
+    const leaks = serverPathLeaks(this.fake.messageHistory, this.dataDir);
     await this.bot.stop();
     this.services.votes.close();
     await this.fake.close();
     rmSync(this.dataDir, { recursive: true, force: true });
+    if (leaks.length) throw new Error(`member-facing text shows server paths:\n${leaks.join('\n')}`);
   }
 }
 

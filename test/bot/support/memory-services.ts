@@ -7,13 +7,14 @@ import type {
   BotJobs,
   DatasetIntake,
   ImportedDataset,
+  ImportOptions,
   ModelCatalog,
   ModelSummary,
 } from '../../../src/bot/services.ts';
 import { UserError } from '../../../src/errors.ts';
 import { JobAlreadyFinishedError, JobNotFoundError } from '../../../src/jobs/errors.ts';
 import { type JobKinds, KIND_SPECS, type KindOf } from '../../../src/jobs/kinds.ts';
-import { assertMayCancel } from '../../../src/jobs/policy.ts';
+import { assertMayCancel, checkSubmit, type QueuePolicy, serverOf } from '../../../src/jobs/policy.ts';
 import type {
   Actor,
   JobEvent,
@@ -35,6 +36,29 @@ export class MemoryJobs implements BotJobs {
   private readonly listeners = new Set<(event: JobEvent) => void>();
   /** Throws this from the next submit (e.g. a QuotaExceededError), once. */
   failNextSubmit?: Error;
+  /** Quotas and caps, applied with the real queue's rules; absent: none, so tests submit freely. */
+  policy?: QueuePolicy;
+  /** Actors that `admit` or `submit` were asked about, in order. */
+  readonly admitted: Actor[] = [];
+  private readonly submissions: Array<{ userId: string; kind: string; at: number }> = [];
+
+  async admit(kind: KindOf<JobKinds>, actor: Actor): Promise<void> {
+    this.admitted.push(actor);
+    if (!this.policy) return;
+    const now = Date.now();
+    const active = [...this.jobs.values()].filter((job) => !isTerminal(job.status));
+    const mine = active.filter((job) => job.userId === actor.userId);
+    const submitted = this.submissions.filter((s) => s.userId === actor.userId && s.kind === kind);
+    checkSubmit(this.policy, kind, actor, {
+      queuedTotal: active.filter((job) => job.status === 'queued').length,
+      userActive: mine.length,
+      serverActive: active.filter((job) => serverOf(job) === actor.guildId).length,
+      userActiveOfKind: mine.filter((job) => job.kind === kind).length,
+      userLastSubmitAt: submitted.at(-1)?.at,
+      userSubmittedToday: submitted.length,
+      now,
+    });
+  }
 
   async submit<K extends KindOf<JobKinds>>(
     request: SubmitRequest<JobKinds, K>,
@@ -46,6 +70,8 @@ export class MemoryJobs implements BotJobs {
     }
     const spec = KIND_SPECS[request.kind];
     const payload = spec.validate(request.payload);
+    await this.admit(request.kind, request.actor);
+    this.submissions.push({ userId: request.actor.userId, kind: request.kind, at: Date.now() });
     const id = `j${(++sequence).toString(36).padStart(4, '0')}${Date.now().toString(36)}`;
     const job = {
       id,
@@ -55,7 +81,7 @@ export class MemoryJobs implements BotJobs {
       status: 'queued',
       payload,
       userId: request.actor.userId,
-      meta: request.meta ?? {},
+      meta: { ...request.meta, ...(request.actor.guildId ? { guildId: request.actor.guildId } : {}) },
       createdAt: Date.now(),
       attempt: 0,
       maxAttempts: spec.maxAttempts,
@@ -216,7 +242,13 @@ export class MemoryCatalog implements ModelCatalog {
 }
 
 export class RecordingDatasets implements DatasetIntake {
-  readonly imported: Array<{ archivePath: string; name: string; resolution: number; bytes: number }> = [];
+  readonly imported: Array<{
+    archivePath: string;
+    name: string;
+    resolution: number;
+    align?: string;
+    bytes: number;
+  }> = [];
 
   constructor(
     private readonly dataDir: string,
@@ -224,20 +256,25 @@ export class RecordingDatasets implements DatasetIntake {
     readonly contactSheetPng: Buffer,
   ) {}
 
-  async importArchive(
-    archivePath: string,
-    options: { name: string; resolution: number },
-  ): Promise<ImportedDataset> {
+  async importArchive(archivePath: string, options: ImportOptions): Promise<ImportedDataset> {
     this.imported.push({
       archivePath,
       name: options.name,
       resolution: options.resolution,
+      align: options.align,
       bytes: statSync(archivePath).size,
     });
     const datasetDir = join(this.dataDir, 'datasets', options.name);
     mkdirSync(datasetDir, { recursive: true });
     const contactSheet = join(datasetDir, 'contact-sheet.png');
     writeFileSync(contactSheet, this.contactSheetPng);
-    return { datasetDir, images: 120, skipped: 3, contactSheet };
+    return {
+      datasetDir,
+      images: 120,
+      skipped: 3,
+      keptBy: { faces: 100, center: 20 },
+      notUsed: 'no face found: 2, duplicates: 1',
+      contactSheet,
+    };
   }
 }

@@ -69,6 +69,14 @@ export interface FakeDiscordOptions {
   heartbeatIntervalMs?: number;
 }
 
+/** One change to a stored message, for tests that follow what members saw over time. */
+export interface MessageEvent {
+  at: number;
+  op: 'create' | 'edit' | 'delete';
+  /** The message right after the change (before it, for a delete). */
+  message: APIMessage;
+}
+
 export interface RecordedRequest {
   method: string;
   /** Route pattern, e.g. /webhooks/:applicationId/:token/messages/:messageId; the path for unknown routes. */
@@ -171,6 +179,8 @@ export class FakeDiscord {
   /** CDN downloads: path and status. */
   readonly cdnRequests: Array<{ path: string; status: number }> = [];
   readonly messages = new Map<string, APIMessage>();
+  /** Every create, edit and delete of a message, with a copy of it as it was then, in order. */
+  readonly messageHistory: MessageEvent[] = [];
   readonly globalCommands: APIApplicationCommand[] = [];
   readonly guildCommands = new Map<string, APIApplicationCommand[]>();
   readonly gateway: FakeGateway;
@@ -320,7 +330,7 @@ export class FakeDiscord {
   /**
    * Polls `check` whenever the fake records something (and every 50 ms) until it returns a value.
    */
-  waitFor<T>(what: string, check: () => T | undefined | null | false, timeoutMs = 5_000): Promise<T> {
+  waitFor<T>(what: string, check: () => T | undefined | null | false, timeoutMs = 15_000): Promise<T> {
     return new Promise((resolve, reject) => {
       const tick = () => {
         let value: T | undefined | null | false;
@@ -566,11 +576,17 @@ export class FakeDiscord {
     this.on('PATCH', webhookMessage, 'none', ({ params, body, files }) => {
       const interaction = this.interactionByToken(params);
       this.checkUploads(files, this.interactionUploadLimit(interaction));
-      return ok(editMessage(this.webhookTarget(params), (body ?? {}) as MessageBody, files, this.host()));
+      return ok(
+        this.recorded(
+          'edit',
+          editMessage(this.webhookTarget(params), (body ?? {}) as MessageBody, files, this.host()),
+        ),
+      );
     });
     this.on('DELETE', webhookMessage, 'none', ({ params }) => {
       const message = this.webhookTarget(params);
       this.messages.delete(message.id);
+      this.recorded('delete', message);
       return ok();
     });
     this.on('POST', '/webhooks/:applicationId/:token', 'none', ({ params, body, files, query }) => {
@@ -619,11 +635,12 @@ export class FakeDiscord {
       if (message.author.id !== this.botUser.id)
         throw new DiscordHttpError(403, 50005, 'Cannot edit a message authored by another user');
       this.checkUploads(files, this.options.attachmentSizeLimit);
-      return ok(editMessage(message, (body ?? {}) as MessageBody, files, this.host()));
+      return ok(this.recorded('edit', editMessage(message, (body ?? {}) as MessageBody, files, this.host())));
     });
     this.on('DELETE', '/channels/:channelId/messages/:messageId', 'bot', ({ params }) => {
       const message = this.channelMessage(params.channelId, params.messageId);
       this.messages.delete(message.id);
+      this.recorded('delete', message);
       return ok();
     });
   }
@@ -704,6 +721,11 @@ export class FakeDiscord {
       { allowEmpty: origin.allowEmpty, extraFlags: origin.extraFlags },
     );
     this.messages.set(message.id, message);
+    return this.recorded('create', message);
+  }
+
+  private recorded(op: MessageEvent['op'], message: APIMessage): APIMessage {
+    this.messageHistory.push({ at: Date.now(), op, message: structuredClone(message) });
     return message;
   }
 
@@ -782,7 +804,7 @@ export class FakeDiscord {
         if (type === 7) {
           const message = this.messages.get(record.originalMessageId);
           if (!message) throw errors.unknownMessage();
-          editMessage(message, data ?? {}, files, this.host());
+          this.recorded('edit', editMessage(message, data ?? {}, files, this.host()));
         }
         break;
       }

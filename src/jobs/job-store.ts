@@ -4,10 +4,10 @@
 import { hostname } from 'node:os';
 import type Keyv from 'keyv';
 import { UserError } from '../errors.ts';
-import type { AverageEntry } from '../jobs/eta.ts';
-import type { JobRecord } from '../jobs/types.ts';
-import { isTerminal } from '../jobs/types.ts';
-import { closeKeyv, entriesOf, openKeyv, redactUrl, tuneSqlite } from './keyv.ts';
+import { closeKeyv, entriesOf, openKeyv, redactUrl, tuneSqlite } from '../store/keyv.ts';
+import type { AverageEntry } from './eta.ts';
+import type { JobRecord } from './types.ts';
+import { isTerminal } from './types.ts';
 
 /** One user's submissions on one UTC day, and the time of their last submission per kind. */
 export interface UserUsage {

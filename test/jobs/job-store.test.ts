@@ -4,8 +4,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { JobStore } from '../../src/jobs/job-store.ts';
 import type { JobRecord } from '../../src/jobs/types.ts';
-import { JobStore } from '../../src/store/job-store.ts';
 import { defaultStoreUrl, redactUrl, storeKind } from '../../src/store/keyv.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'facestyle-store-'));
