@@ -46,6 +46,10 @@ export function multiplyAdds(
       const [kh, kw, inChannels] = attrs.filterShape as number[];
       return size(inputs.dy) * kh * kw * inChannels;
     }
+    case 'FacestyleConv2DBackpropFilter': {
+      // The webgpu filter-gradient program (ops/webgpu/conv2d_filter_grad.ts), a leaf kernel there.
+      return size(inputs.dy) * (attrs.kh as number) * (attrs.kw as number) * inputs.x[3];
+    }
     case 'DepthwiseConv2dNative':
     case 'FusedDepthwiseConv2D': {
       const [kh, kw] = inputs.filter;
