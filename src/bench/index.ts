@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { register as blend } from './blend.ts';
 import { register as bot } from './bot.ts';
+import { register as convGrad } from './conv-grad.ts';
 import { register as dataset } from './dataset.ts';
 import { register as generate } from './generate.ts';
 import { register as importBench } from './import.ts';
@@ -23,4 +24,5 @@ export const benches: Array<(bench: Command) => void> = [
   importBench,
   bot,
   profile,
+  convGrad,
 ];

@@ -158,6 +158,15 @@ describe.skipIf(!available)('conv2d filter gradient program on webgpu', () => {
     expect(relativeError(ours, webgpuComposite)).toBeLessThan(1e-5);
   });
 
+  it('runs one program for the filter gradient: no pad, transpose, slice or matMul', async () => {
+    const c = CASES[2];
+    const x = fromHost(hostRandom(c.input, 31)) as tf.Tensor4D;
+    const dy = fromHost(hostRandom(outputShape(c), 32)) as tf.Tensor4D;
+    const info = await tf.profile(() => conv2dBackpropFilterDifferentiable(x, dy, c.stride, c.pad, c.kernel));
+    expect(info.kernelNames).toEqual(['FacestyleConv2DBackpropFilter']);
+    tf.dispose([x, dy]);
+  });
+
   it('leaves no tensor behind (the split-K partial sums are freed)', async () => {
     const c = CASES[7];
     const x = fromHost(hostRandom(c.input, 21));
