@@ -1,6 +1,7 @@
 // `npm run bench -- conv-grad`: the convolution gradients training runs, old and new path timed back
 // to back in one process: the filter gradient as the composite (pad, transpose, a product per tap,
-// batch sum) vs the one-program implicit GEMM (webgpu), and the stride-2 input gradient through
+// batch sum) vs the one-program implicit GEMM (webgpu), the stride-1 input gradient as the composite
+// (flip and swap the kernel, forward conv) vs its one program, and the stride-2 input gradient through
 // tfjs's naive transposed-conv program vs its matMul-based one (WEBGPU_USE_NAIVE_CONV2D_TRANSPOSE).
 import type { Command } from 'commander';
 import { type BackendName, initBackend } from '../model/backend.ts';
@@ -8,6 +9,7 @@ import type { SpatialPadding } from '../model/ops/conv.ts';
 import {
   conv2dBackpropFilterComposite,
   conv2dBackpropFilterDifferentiable,
+  conv2dBackpropInputComposite,
   conv2dBackpropInputDifferentiable,
 } from '../model/ops/grad/conv2d.ts';
 import { tf } from '../model/tf.ts';
@@ -105,6 +107,18 @@ export async function benchConvGrad(o: {
       o.seconds,
     );
     row('filter gradient: composite -> current kernel', c, composite, current);
+    const inputSize: [number, number] = [c.input[1], c.input[2]];
+    if (c.stride === 1) {
+      const flipped = await msPerCall(
+        () => conv2dBackpropInputComposite(dy, w, 1, pad, inputSize),
+        o.seconds,
+      );
+      const program = await msPerCall(
+        () => conv2dBackpropInputDifferentiable(dy, w, 1, pad, inputSize),
+        o.seconds,
+      );
+      row('stride-1 input gradient: composite -> current kernel', c, flipped, program);
+    }
     if (c.stride === 2 && info.name === 'webgpu') {
       const inputGrad = () =>
         conv2dBackpropInputDifferentiable(dy, w, c.stride, pad, [c.input[1], c.input[2]]);

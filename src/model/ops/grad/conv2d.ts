@@ -15,6 +15,7 @@ import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { tf } from '../../tf.ts';
 import type { ConvOps, SpatialPadding } from '../conv.ts';
 import { conv2dFilterGradWebGPU } from '../webgpu/conv2d_filter_grad.ts';
+import { conv2dInputGradWebGPU } from '../webgpu/conv2d_input_grad.ts';
 
 const CONV = 'FacestyleConv2D';
 const BACKPROP_INPUT = 'FacestyleConv2DBackpropInput';
@@ -253,16 +254,36 @@ function registerWebGPUFilterGradient(): void {
   });
 }
 
+// Stride 1: one program reading the kernel flipped in place; stride 2: tfjs's transposed conv (the
+// composite), measured faster than its matMul form and than a GEMM over every tap.
+function registerWebGPUInputGradient(): void {
+  if (tf.getKernel(BACKPROP_INPUT, 'webgpu')) return;
+  tf.registerKernel({
+    kernelName: BACKPROP_INPUT,
+    backendName: 'webgpu',
+    kernelFunc: ({ inputs, attrs, backend }) => {
+      const g = geometryOf(attrs ?? {});
+      const dy = inputs.dy as tf.Tensor4D;
+      const w = inputs.w as tf.Tensor4D;
+      const [inH, inW] = [attrs?.inH as number, attrs?.inW as number];
+      if (g.stride !== 1) return tf.tidy(() => backpropInputForward(dy, w, g, inH, inW));
+      return conv2dInputGradWebGPU(backend as WebGPUBackend, dy, w, g.pad[0], g.pad[2], inH, inW);
+    },
+  });
+}
+
 function ensureRegistered(): void {
   const backendName = tf.getBackend();
   compositeKernel(CONV, backendName, ({ inputs, attrs }) =>
     convForward(inputs.x, inputs.w, geometryOf(attrs)),
   );
-  compositeKernel(BACKPROP_INPUT, backendName, ({ inputs, attrs }) =>
-    backpropInputForward(inputs.dy, inputs.w, geometryOf(attrs), attrs.inH as number, attrs.inW as number),
-  );
-  if (backendName === 'webgpu') registerWebGPUFilterGradient();
-  else {
+  if (backendName === 'webgpu') {
+    registerWebGPUInputGradient();
+    registerWebGPUFilterGradient();
+  } else {
+    compositeKernel(BACKPROP_INPUT, backendName, ({ inputs, attrs }) =>
+      backpropInputForward(inputs.dy, inputs.w, geometryOf(attrs), attrs.inH as number, attrs.inW as number),
+    );
     compositeKernel(BACKPROP_FILTER, backendName, ({ inputs, attrs }) =>
       backpropFilterComposite(inputs.x, inputs.dy, geometryOf(attrs), attrs.kh as number, attrs.kw as number),
     );
@@ -376,6 +397,22 @@ export function conv2dBackpropFilterComposite(
   kernelSize: [number, number],
 ): tf.Tensor4D {
   return tf.tidy(() => backpropFilterComposite(x, dy, geometry(stride, pad), kernelSize[0], kernelSize[1]));
+}
+
+/**
+ * The composite input gradient every backend but webgpu runs at stride 1 (flip and swap the
+ * kernel, forward conv; at stride 2, every backend's transposed conv): the reference the webgpu
+ * program is tested and benchmarked against. Not differentiable; arguments as
+ * conv2dBackpropInputDifferentiable.
+ */
+export function conv2dBackpropInputComposite(
+  dy: tf.Tensor4D,
+  w: tf.Tensor4D,
+  stride: 1 | 2,
+  pad: SpatialPadding,
+  inputSize: [number, number],
+): tf.Tensor4D {
+  return tf.tidy(() => backpropInputForward(dy, w, geometry(stride, pad), inputSize[0], inputSize[1]));
 }
 
 /**

@@ -1,5 +1,5 @@
-// The webgpu filter-gradient program (src/model/ops/webgpu/conv2d_filter_grad.ts) against the
-// composite it replaces, on webgpu (lavapipe here and in CI) and on cpu: odd channel counts, 1x1 and
+// The webgpu convolution-gradient programs (src/model/ops/webgpu/conv2d_filter_grad.ts and
+// conv2d_input_grad.ts) against the composites they replace, on webgpu (lavapipe here and in CI) and on cpu: odd channel counts, 1x1 and
 // 3x3 kernels, stride 1 and 2, skewed padding, batch 1 and >1, single- and split-K dispatches, and
 // the R1-shaped second-order gradient that runs through it.
 import { afterAll, describe, expect, it } from 'vitest';
@@ -7,6 +7,8 @@ import type { SpatialPadding } from '../../src/model/ops/conv.ts';
 import {
   conv2dBackpropFilterComposite,
   conv2dBackpropFilterDifferentiable,
+  conv2dBackpropInputComposite,
+  conv2dBackpropInputDifferentiable,
   conv2dDifferentiable,
 } from '../../src/model/ops/grad/conv2d.ts';
 import { splitK } from '../../src/model/ops/webgpu/conv2d_filter_grad.ts';
@@ -165,6 +167,36 @@ describe.skipIf(!available)('conv2d filter gradient program on webgpu', () => {
     const info = await tf.profile(() => conv2dBackpropFilterDifferentiable(x, dy, c.stride, c.pad, c.kernel));
     expect(info.kernelNames).toEqual(['FacestyleConv2DBackpropFilter']);
     tf.dispose([x, dy]);
+  });
+
+  it.each(CASES)('$name: the input gradient matches the composite on cpu and on webgpu', async (c) => {
+    const dy = hostRandom(outputShape(c), 41);
+    const w = hostRandom([...c.kernel, c.input[3], c.outChannels], 42);
+    const size: [number, number] = [c.input[1], c.input[2]];
+    const args = (dyt: tf.Tensor, wt: tf.Tensor) =>
+      [dyt as tf.Tensor4D, wt as tf.Tensor4D, c.stride, c.pad, size] as const;
+    const program = conv2dBackpropInputDifferentiable(...args(fromHost(dy), fromHost(w)));
+    const composite = conv2dBackpropInputComposite(...args(fromHost(dy), fromHost(w)));
+    const ours = await toHost(program);
+    const webgpuComposite = await toHost(composite);
+    tf.dispose([program, composite]);
+    const reference = await onCpu(async () =>
+      toHost(conv2dBackpropInputComposite(...args(fromHost(dy), fromHost(w)))),
+    );
+    expect(ours.shape).toEqual(c.input);
+    expect(relativeError(ours, reference)).toBeLessThan(1e-5);
+    expect(relativeError(ours, webgpuComposite)).toBeLessThan(1e-5);
+  });
+
+  it('runs one program for a stride-1 input gradient: no reverse or transpose of the kernel', async () => {
+    const c = CASES[0];
+    const dy = fromHost(hostRandom(outputShape(c), 51)) as tf.Tensor4D;
+    const w = fromHost(hostRandom([...c.kernel, c.input[3], c.outChannels], 52)) as tf.Tensor4D;
+    const info = await tf.profile(() =>
+      conv2dBackpropInputDifferentiable(dy, w, 1, c.pad, [c.input[1], c.input[2]]),
+    );
+    expect(info.kernelNames).toEqual(['FacestyleConv2DBackpropInput']);
+    tf.dispose([dy, w]);
   });
 
   it('leaves no tensor behind (the split-K partial sums are freed)', async () => {
