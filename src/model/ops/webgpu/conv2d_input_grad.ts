@@ -14,7 +14,9 @@ import type { tf } from '../../tf.ts';
 
 const TILE = 32;
 const TILE_K = 32;
-const THREADS = 16;
+/** 8 x 8 threads, each owning 4 x 4 outputs of the 32 x 32 tile (few invocations: lavapipe runs
+ * each one in software, and GPUs keep the products in registers). */
+const THREADS = 8;
 /** Row tiles per dispatch row; more go to the z dimension (65535 workgroups per dimension at most). */
 const MAX_ROW_TILES_Y = 32768;
 
@@ -39,6 +41,9 @@ class InputGradProgram implements WebGPUProgram {
   }
 
   getUserCode(): string {
+    const loads = (TILE_K * TILE) / (THREADS * THREADS);
+    const rowsPerLoad = (THREADS * THREADS) / TILE_K;
+    const perThread = TILE / THREADS;
     return `
       var<workgroup> tileDy : array<f32, ${TILE_K * TILE}>;
       var<workgroup> tileW : array<f32, ${TILE_K * TILE}>;
@@ -58,64 +63,75 @@ class InputGradProgram implements WebGPUProgram {
         let lx = i32(localId.x);
         let ly = i32(localId.y);
         let flat = ly * ${THREADS} + lx;
+        // Each thread loads one reduction column kk (o fastest: contiguous in dy and w) of
+        // ${loads} tile rows; where those rows start in dy is worked out once, here.
+        let kk = flat % ${TILE_K};
+        let firstLane = flat / ${TILE_K};
+        var dyRowStart : array<i32, ${loads}>;
+        var rowH : array<i32, ${loads}>;
+        var rowW : array<i32, ${loads}>;
+        for (var e = 0; e < ${loads}; e = e + 1) {
+          let r = rowBase + firstLane + e * ${rowsPerLoad};
+          let c = r % inW;
+          let nh = r / inW;
+          let h = nh % inH;
+          let n = nh / inH;
+          // Rows past the end read nothing: an out-of-range row position.
+          rowH[e] = select(-1000000, h + uniforms.pad.x, r < rows);
+          rowW[e] = c + uniforms.pad.y;
+          dyRowStart[e] = n * outH;
+        }
 
-        var acc00 = 0.0; var acc01 = 0.0; var acc10 = 0.0; var acc11 = 0.0;
+        var acc : array<f32, ${perThread * perThread}>;
         // The trip count comes from uniforms only, so the barriers stay in uniform control flow.
         let kTiles = (uniforms.wShape[0] * uniforms.wShape[1] * uniforms.wShape[3] + ${TILE_K - 1}) / ${TILE_K};
         for (var t = 0; t < kTiles; t = t + 1) {
-          for (var e = 0; e < ${(TILE_K * TILE) / (THREADS * THREADS)}; e = e + 1) {
-            // Reduction index fastest: o is contiguous in both dy and w.
-            let slot = flat + e * ${THREADS * THREADS};
-            let kk = slot % ${TILE_K};
-            let lane = slot / ${TILE_K};
-            let k = t * ${TILE_K} + kk;
-            let o = k % outC;
-            let tap = k / outC;
-            let b = tap % kw;
-            let a = tap / kw;
+          let k = t * ${TILE_K} + kk;
+          let o = k % outC;
+          let tap = k / outC;
+          let b = tap % kw;
+          let a = tap / kw;
+          let inK = k < kTotal;
+          for (var e = 0; e < ${loads}; e = e + 1) {
+            let lane = firstLane + e * ${rowsPerLoad};
+            let p = rowH[e] - a;
+            let q = rowW[e] - b;
             var dyValue = 0.0;
-            let r = rowBase + lane;
-            if (k < kTotal && r < rows) {
-              let c = r % inW;
-              let nh = r / inW;
-              let h = nh % inH;
-              let n = nh / inH;
-              let p = h + uniforms.pad.x - a;
-              let q = c + uniforms.pad.y - b;
-              if (p >= 0 && p < outH && q >= 0 && q < outW) {
-                dyValue = dy[((n * outH + p) * outW + q) * outC + o];
-              }
+            if (inK && p >= 0 && p < outH && q >= 0 && q < outW) {
+              dyValue = dy[((dyRowStart[e] + p) * outW + q) * outC + o];
             }
             tileDy[kk * ${TILE} + lane] = dyValue;
-            var wValue = 0.0;
             let i = colBase + lane;
-            if (k < kTotal && i < inC) {
+            var wValue = 0.0;
+            if (inK && i < inC) {
               wValue = w[(tap * inC + i) * outC + o];
             }
             tileW[kk * ${TILE} + lane] = wValue;
           }
           workgroupBarrier();
-          for (var kk = 0; kk < ${TILE_K}; kk = kk + 1) {
-            let d0 = tileDy[kk * ${TILE} + ly];
-            let d1 = tileDy[kk * ${TILE} + ly + ${THREADS}];
-            let w0 = tileW[kk * ${TILE} + lx];
-            let w1 = tileW[kk * ${TILE} + lx + ${THREADS}];
-            acc00 = fma(d0, w0, acc00);
-            acc01 = fma(d0, w1, acc01);
-            acc10 = fma(d1, w0, acc10);
-            acc11 = fma(d1, w1, acc11);
+          for (var j = 0; j < ${TILE_K}; j = j + 1) {
+            var d : array<f32, ${perThread}>;
+            var g : array<f32, ${perThread}>;
+            for (var u = 0; u < ${perThread}; u = u + 1) {
+              d[u] = tileDy[j * ${TILE} + ly + u * ${THREADS}];
+              g[u] = tileW[j * ${TILE} + lx + u * ${THREADS}];
+            }
+            for (var u = 0; u < ${perThread}; u = u + 1) {
+              for (var v = 0; v < ${perThread}; v = v + 1) {
+                acc[u * ${perThread} + v] = fma(d[u], g[v], acc[u * ${perThread} + v]);
+              }
+            }
           }
           workgroupBarrier();
         }
 
-        let r0 = rowBase + ly;
-        let r1 = r0 + ${THREADS};
-        let i0 = colBase + lx;
-        let i1 = i0 + ${THREADS};
-        if (r0 < rows && i0 < inC) { result[r0 * inC + i0] = acc00; }
-        if (r0 < rows && i1 < inC) { result[r0 * inC + i1] = acc01; }
-        if (r1 < rows && i0 < inC) { result[r1 * inC + i0] = acc10; }
-        if (r1 < rows && i1 < inC) { result[r1 * inC + i1] = acc11; }
+        for (var u = 0; u < ${perThread}; u = u + 1) {
+          let r = rowBase + ly + u * ${THREADS};
+          for (var v = 0; v < ${perThread}; v = v + 1) {
+            let i = colBase + lx + v * ${THREADS};
+            if (r < rows && i < inC) { result[r * inC + i] = acc[u * ${perThread} + v]; }
+          }
+        }
       }
     `;
   }
