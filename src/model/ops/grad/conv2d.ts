@@ -85,6 +85,9 @@ function backpropInputForward(dy: tf.Tensor4D, w: tf.Tensor4D, g: Geometry, inH:
   const paddedH = inH + top + bottom;
   const paddedW = inW + left + right;
   const full = tf.conv2dTranspose(dy, w, [n, paddedH, paddedW, inChannels], g.stride, 'valid');
+  // Unpadded (the up-convs' transposed convs, the down-convs after their FIR): nothing to cut, and
+  // a slice of the whole tensor would still be a copy on GPU backends.
+  if (top === 0 && bottom === 0 && left === 0 && right === 0) return full;
   return tf.slice(full, [0, top, left, 0], [n, inH, inW, inChannels]);
 }
 
