@@ -199,6 +199,25 @@ describe.skipIf(!available)('conv2d filter gradient program on webgpu', () => {
     tf.dispose([dy, w]);
   });
 
+  it('FACESTYLE_WEBGPU_INPUT_GRAD=composite selects the composite (for timing), same values', async () => {
+    const c = CASES[0];
+    const dy = fromHost(hostRandom(outputShape(c), 53)) as tf.Tensor4D;
+    const w = fromHost(hostRandom([...c.kernel, c.input[3], c.outChannels], 54)) as tf.Tensor4D;
+    const run = () => conv2dBackpropInputDifferentiable(dy, w, 1, c.pad, [c.input[1], c.input[2]]);
+    const program = run();
+    process.env.FACESTYLE_WEBGPU_INPUT_GRAD = 'composite';
+    try {
+      const info = await tf.profile(run);
+      expect(info.kernelNames).toContain('Conv2D');
+      const composite = run();
+      expect(relativeError(await toHost(program), await toHost(composite))).toBeLessThan(1e-5);
+      tf.dispose(composite);
+    } finally {
+      delete process.env.FACESTYLE_WEBGPU_INPUT_GRAD;
+    }
+    tf.dispose([dy, w, program]);
+  });
+
   it('leaves no tensor behind (the split-K partial sums are freed)', async () => {
     const c = CASES[7];
     const x = fromHost(hostRandom(c.input, 21));

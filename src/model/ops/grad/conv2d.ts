@@ -257,7 +257,9 @@ function registerWebGPUFilterGradient(): void {
   });
 }
 
-// Stride 1: one program reading the kernel flipped in place; stride 2: tfjs's transposed conv (the
+// Stride 1: one program reading the kernel flipped in place (two dispatches fewer than the
+// composite, slower than tfjs's forward conv on lavapipe: FACESTYLE_WEBGPU_INPUT_GRAD=composite
+// selects the composite, for timing on a real GPU); stride 2: tfjs's transposed conv (the
 // composite), measured faster than its matMul form and than a GEMM over every tap.
 function registerWebGPUInputGradient(): void {
   if (tf.getKernel(BACKPROP_INPUT, 'webgpu')) return;
@@ -269,7 +271,9 @@ function registerWebGPUInputGradient(): void {
       const dy = inputs.dy as tf.Tensor4D;
       const w = inputs.w as tf.Tensor4D;
       const [inH, inW] = [attrs?.inH as number, attrs?.inW as number];
-      if (g.stride !== 1) return tf.tidy(() => backpropInputForward(dy, w, g, inH, inW));
+      if (g.stride !== 1 || process.env.FACESTYLE_WEBGPU_INPUT_GRAD === 'composite') {
+        return tf.tidy(() => backpropInputForward(dy, w, g, inH, inW));
+      }
       return conv2dInputGradWebGPU(backend as WebGPUBackend, dy, w, g.pad[0], g.pad[2], inH, inW);
     },
   });
