@@ -18,8 +18,9 @@ import type { tf } from '../../tf.ts';
 const TILE = 32;
 /** Reduction steps staged in workgroup memory per barrier. */
 const TILE_K = 32;
-/** 16 x 16 threads, each owning 2 x 2 outputs of the 32 x 32 tile. */
-const THREADS = 16;
+/** 8 x 8 threads, each owning 4 x 4 outputs of the 32 x 32 tile (few invocations: lavapipe runs
+ * each one in software, and GPUs keep the products in registers). */
+const THREADS = 8;
 /** Enough workgroups to fill a large GPU; more splits only add partial sums to add up. */
 const TARGET_WORKGROUPS = 512;
 /** Each split covers at least this much of K, so a split's work outweighs its partial's write. */
@@ -64,6 +65,9 @@ class FilterGradPartialsProgram implements WebGPUProgram {
   }
 
   getUserCode(): string {
+    const loads = (TILE_K * TILE) / (THREADS * THREADS);
+    const kPerLoad = (THREADS * THREADS) / TILE;
+    const perThread = TILE / THREADS;
     return `
       var<workgroup> tileX : array<f32, ${TILE_K * TILE}>;
       var<workgroup> tileDy : array<f32, ${TILE_K * TILE}>;
@@ -79,70 +83,73 @@ class FilterGradPartialsProgram implements WebGPUProgram {
         let kTotal = uniforms.dyShape[0] * outH * outW;
         let rowBase = i32(workgroupId.y) * ${TILE};
         let colBase = i32(workgroupId.x) * ${TILE};
-        let split = i32(workgroupId.z);
-        let kBegin = split * uniforms.kPerSplit;
+        let kBegin = i32(workgroupId.z) * uniforms.kPerSplit;
         let kEnd = min(kBegin + uniforms.kPerSplit, kTotal);
         let lx = i32(localId.x);
         let ly = i32(localId.y);
         let flat = ly * ${THREADS} + lx;
+        // Each thread loads one tile row (lane: i fastest, contiguous in x; o in dy) at ${loads}
+        // reduction steps; the row's tap (a, b) and channel are worked out once, here.
+        let lane = flat % ${TILE};
+        let firstK = flat / ${TILE};
+        let m = rowBase + lane;
+        let i = m % inC;
+        let tap = m / inC;
+        let tapRow = select(-1000000, tap / uniforms.kernelSize.y - uniforms.pad.x, m < rows);
+        let tapCol = tap % uniforms.kernelSize.y - uniforms.pad.y;
+        let o = colBase + lane;
 
-        var acc00 = 0.0; var acc01 = 0.0; var acc10 = 0.0; var acc11 = 0.0;
+        var acc : array<f32, ${perThread * perThread}>;
         // The trip count comes from uniforms only, so the barriers stay in uniform control flow.
         for (var t = 0; t < uniforms.kPerSplit; t = t + ${TILE_K}) {
-          for (var e = 0; e < ${(TILE_K * TILE) / (THREADS * THREADS)}; e = e + 1) {
-            let slot = flat + e * ${THREADS * THREADS};
-            let kk = slot / ${TILE};
-            let lane = slot % ${TILE};
+          for (var e = 0; e < ${loads}; e = e + 1) {
+            let kk = firstK + e * ${kPerLoad};
             let k = kBegin + t + kk;
-            // im2col on the fly: row m = (a, b, i), reduction index k = (n, p, q).
             var xValue = 0.0;
-            let m = rowBase + lane;
-            if (k < kEnd && m < rows) {
+            var dyValue = 0.0;
+            if (k < kEnd) {
+              // im2col on the fly: reduction index k = (n, p, q).
               let q = k % outW;
               let np = k / outW;
               let p = np % outH;
               let n = np / outH;
-              let i = m % inC;
-              let tap = m / inC;
-              let b = tap % uniforms.kernelSize.y;
-              let a = tap / uniforms.kernelSize.y;
-              let r = uniforms.stride * p + a - uniforms.pad.x;
-              let c = uniforms.stride * q + b - uniforms.pad.y;
+              let r = uniforms.stride * p + tapRow;
+              let c = uniforms.stride * q + tapCol;
               if (r >= 0 && r < inH && c >= 0 && c < inW) {
                 xValue = x[((n * inH + r) * inW + c) * inC + i];
               }
+              if (o < outC) {
+                dyValue = dy[k * outC + o];
+              }
             }
-            tileX[slot] = xValue;
-            var dyValue = 0.0;
-            let o = colBase + lane;
-            if (k < kEnd && o < outC) {
-              dyValue = dy[k * outC + o];
-            }
-            tileDy[slot] = dyValue;
+            tileX[kk * ${TILE} + lane] = xValue;
+            tileDy[kk * ${TILE} + lane] = dyValue;
           }
           workgroupBarrier();
-          for (var kk = 0; kk < ${TILE_K}; kk = kk + 1) {
-            let x0 = tileX[kk * ${TILE} + ly];
-            let x1 = tileX[kk * ${TILE} + ly + ${THREADS}];
-            let d0 = tileDy[kk * ${TILE} + lx];
-            let d1 = tileDy[kk * ${TILE} + lx + ${THREADS}];
-            acc00 = fma(x0, d0, acc00);
-            acc01 = fma(x0, d1, acc01);
-            acc10 = fma(x1, d0, acc10);
-            acc11 = fma(x1, d1, acc11);
+          for (var j = 0; j < ${TILE_K}; j = j + 1) {
+            var xs : array<f32, ${perThread}>;
+            var ds : array<f32, ${perThread}>;
+            for (var u = 0; u < ${perThread}; u = u + 1) {
+              xs[u] = tileX[j * ${TILE} + ly + u * ${THREADS}];
+              ds[u] = tileDy[j * ${TILE} + lx + u * ${THREADS}];
+            }
+            for (var u = 0; u < ${perThread}; u = u + 1) {
+              for (var v = 0; v < ${perThread}; v = v + 1) {
+                acc[u * ${perThread} + v] = fma(xs[u], ds[v], acc[u * ${perThread} + v]);
+              }
+            }
           }
           workgroupBarrier();
         }
 
-        let m0 = rowBase + ly;
-        let m1 = m0 + ${THREADS};
-        let o0 = colBase + lx;
-        let o1 = o0 + ${THREADS};
-        let base = split * rows;
-        if (m0 < rows && o0 < outC) { result[(base + m0) * outC + o0] = acc00; }
-        if (m0 < rows && o1 < outC) { result[(base + m0) * outC + o1] = acc01; }
-        if (m1 < rows && o0 < outC) { result[(base + m1) * outC + o0] = acc10; }
-        if (m1 < rows && o1 < outC) { result[(base + m1) * outC + o1] = acc11; }
+        let base = i32(workgroupId.z) * rows;
+        for (var u = 0; u < ${perThread}; u = u + 1) {
+          let row = rowBase + ly + u * ${THREADS};
+          for (var v = 0; v < ${perThread}; v = v + 1) {
+            let col = colBase + lx + v * ${THREADS};
+            if (row < rows && col < outC) { result[(base + row) * outC + col] = acc[u * ${perThread} + v]; }
+          }
+        }
       }
     `;
   }
