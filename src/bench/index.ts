@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { register as blend } from './blend.ts';
 import { register as bot } from './bot.ts';
+import { register as convGrad } from './conv-grad.ts';
 import { register as dataset } from './dataset.ts';
 import { register as generate } from './generate.ts';
 import { register as generateE2e } from './generate-e2e.ts';
@@ -27,4 +28,5 @@ export const benches: Array<(bench: Command) => void> = [
   bot,
   profile,
   score,
+  convGrad,
 ];

@@ -46,6 +46,16 @@ export function multiplyAdds(
       const [kh, kw, inChannels] = attrs.filterShape as number[];
       return size(inputs.dy) * kh * kw * inChannels;
     }
+    case 'FacestyleConv2DBackpropFilter': {
+      // The webgpu filter-gradient program (ops/webgpu/conv2d_filter_grad.ts), a leaf kernel there.
+      return size(inputs.dy) * (attrs.kh as number) * (attrs.kw as number) * inputs.x[3];
+    }
+    case 'FacestyleUpFirDn2D': {
+      // The webgpu upfirdn2d program: k*k taps per output, of which 1/up^2 meet an input pixel.
+      const k = (attrs.taps as number[]).length;
+      const up = attrs.up as number;
+      return (size(out) * k * k) / (up * up);
+    }
     case 'DepthwiseConv2dNative':
     case 'FusedDepthwiseConv2D': {
       const [kh, kw] = inputs.filter;

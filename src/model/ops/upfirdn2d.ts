@@ -3,6 +3,7 @@
 // gradient whose backward pass is the adjoint FIR (the same op with the flipped filter), so it
 // differentiates to any order on every backend (wasm has no depthwise-conv gradient kernels).
 import { tf } from '../tf.ts';
+import { upfirdn2dWebGPU } from './webgpu/upfirdn2d.ts';
 
 /** [1, 3, 3, 1]: the official StyleGAN2 resampling filter. */
 export const RESAMPLE_FILTER = [1, 3, 3, 1];
@@ -42,6 +43,9 @@ export function firFilter(
   gain = 1,
   flipKernel = true,
 ): tf.Tensor4D {
+  // One program on webgpu (pad, FIR and their gradients fused), the composite elsewhere.
+  if (tf.getBackend() === 'webgpu')
+    return upfirdn2dWebGPU(x, { up: 1, down: 1, pad, taps, gain, flip: flipKernel });
   const [x0, x1, y0, y1] = pad;
   const k = taps.length;
   const op = tf.customGrad((input: tf.Tensor | tf.GradSaveFunc) => {
@@ -132,41 +136,15 @@ export interface UpFirDnOptions {
 /** The official upfirdn2d (with flip_filter=False), separable filter given by its 1D taps. */
 export function upfirdn2d(x: tf.Tensor4D, taps: number[], opts: UpFirDnOptions = {}): tf.Tensor4D {
   const { up = 1, down = 1, pad = [0, 0, 0, 0], gain = 1 } = opts;
+  if (tf.getBackend() === 'webgpu') return upfirdn2dWebGPU(x, { up, down, pad, taps, gain, flip: true });
   return tf.tidy(() => decimate(firFilter(zeroInsert(x, up), taps, pad, gain), down));
 }
 
-const upsampleKernelCache = new Map<string, tf.Tensor4D>();
-
-/** [4, 4, C, C] kernel, diagonal in the channels: the 2D FIR (gain 4) for each channel alone. */
-function upsampleKernel(taps: number[], channels: number): tf.Tensor4D {
-  const key = `${taps.join(',')}|${channels}`;
-  let kernel = upsampleKernelCache.get(key);
-  if (!kernel || kernel.isDisposed) {
-    const sum = taps.reduce((a, b) => a + b, 0);
-    const f = taps.map((t) => (2 * t) / sum);
-    const values = new Float32Array(16 * channels * channels);
-    for (let y = 0; y < 4; y++)
-      for (let x = 0; x < 4; x++)
-        for (let c = 0; c < channels; c++) values[((y * 4 + x) * channels + c) * channels + c] = f[y] * f[x];
-    kernel = tf.keep(tf.tensor4d(values, [4, 4, channels, channels]));
-    upsampleKernelCache.set(key, kernel);
-  }
-  return kernel;
-}
-
 /**
- * 2x upsampling as the official upsample2d (used on the skip images). On webgpu one transposed
- * convolution with the channel-diagonal FIR and a crop (2 programs instead of the zero insertion's
- * fills, concats, pad and FIR); the images have 3 channels, so the diagonal's zeros cost nothing.
+ * 2x upsampling as the official upsample2d (used on the skip images); on webgpu one upfirdn2d
+ * program each way.
  */
 export function upsample2d(x: tf.Tensor4D, taps: number[] = RESAMPLE_FILTER, factor = 2): tf.Tensor4D {
-  const symmetric = taps.every((t, i) => t === taps[taps.length - 1 - i]);
-  if (tf.getBackend() === 'webgpu' && factor === 2 && taps.length === 4 && symmetric && x.shape[3] <= 4) {
-    // out[o] = T[o + 1] for the transposed conv T[j] = sum_i x[i] f[j - 2i] (length 2H + 2).
-    const [n, h, w, c] = x.shape;
-    const full = tf.conv2dTranspose(x, upsampleKernel(taps, c), [n, 2 * h + 2, 2 * w + 2, c], 2, 'valid');
-    return tf.slice(full, [0, 1, 1, 0], [n, 2 * h, 2 * w, c]);
-  }
   const fw = taps.length;
   const pad: Padding4 = [
     Math.floor((fw + factor - 1) / 2),
