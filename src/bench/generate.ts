@@ -18,6 +18,7 @@ import { defaultGeneratorConfig, type GeneratorConfig } from '../model/config.ts
 import { initParams } from '../model/init.ts';
 import { Generator } from '../model/networks/generator.ts';
 import { OnnxGenerator } from '../model/onnx/session.ts';
+import { upConvMethod } from '../model/ops/conv.ts';
 import { disposeParams } from '../model/params.ts';
 import { imagesPerPass } from '../model/sampling.ts';
 import { tf } from '../model/tf.ts';
@@ -32,6 +33,8 @@ export interface GenerateBenchOptions extends ArchitectureFlags {
   seconds: string;
   warmup: string;
   minIters: string;
+  /** Comma-separated up-conv methods to compare in this one run (tfjs engine; FACESTYLE_UP_CONV per method). */
+  upConv: string;
   json?: boolean;
 }
 
@@ -40,6 +43,8 @@ export interface GenerateBenchResult {
   /** tfjs: its backend; onnx: the execution provider. */
   backend: string;
   resolution: number;
+  /** tfjs: the up-conv method (FACESTYLE_UP_CONV); onnx: always the official transposed conv. */
+  up_conv: string;
   batch: number;
   images_per_s: number;
   peak_rss_mb: number;
@@ -96,7 +101,7 @@ async function benchEnginesApart(
     args.push('--engine', engine, '--json', '--res', opts.res, '--batches', opts.batch ?? opts.batches);
     args.push('--channel-base', opts.channelBase, '--channel-max', opts.channelMax);
     args.push('--mapping-layers', opts.mappingLayers, '--z-dim', opts.zDim, '--w-dim', opts.wDim);
-    args.push('--seconds', opts.seconds);
+    args.push('--seconds', opts.seconds, '--up-conv', opts.upConv);
     args.push('--warmup', opts.warmup, '--min-iters', opts.minIters);
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
     let stdout = '';
@@ -131,44 +136,56 @@ export async function benchGenerate(opts: GenerateBenchOptions): Promise<string>
     warmup: parseNumber('--warmup', opts.warmup, { integer: true }),
     minIters: positiveInt('--min-iters', opts.minIters),
   };
+  const upConvMethods = opts.upConv.split(',').map((m) => m.trim());
+  const previousUpConv = process.env.FACESTYLE_UP_CONV;
+  for (const method of upConvMethods) {
+    process.env.FACESTYLE_UP_CONV = method;
+    upConvMethod(); // rejects an unknown method before any timing
+  }
   const params = initParams(Generator.specs(cfg), 1);
   const results: GenerateBenchResult[] = [];
   const report = (r: GenerateBenchResult) => {
     results.push(r);
     if (opts.json) process.stdout.write(`${JSON.stringify(r)}\n`);
-    process.stderr.write(`${r.engine} batch ${r.batch}: ${r.images_per_s.toFixed(2)} images/s\n`);
+    process.stderr.write(
+      `${r.engine} (${r.up_conv}) batch ${r.batch}: ${r.images_per_s.toPrecision(3)} images/s\n`,
+    );
   };
   try {
     for (const engine of engines) {
       if (engine === 'tfjs') {
         const G = new Generator(cfg, params);
-        for (const batch of batches) {
-          // Where one pass of `batch` would not fit (wasm's heap), the batch runs in passes, as the worker does.
-          const perPass = imagesPerPass(cfg, batch);
-          const zs = Array.from({ length: Math.ceil(batch / perPass) }, (_, i) =>
-            tf.randomNormal([Math.min(perPass, batch - i * perPass), cfg.zDim]),
-          ) as tf.Tensor2D[];
-          const { result, peakRssMb, cpuSeconds } = await withPeakRss(() =>
-            timeIt(async () => {
-              for (const z of zs) {
-                const img = G.generate(z, { noiseMode: 'const' });
-                await img.data();
-                img.dispose();
-              }
-            }, timing),
-          );
-          tf.dispose(zs);
-          report({
-            engine,
-            backend: info.name,
-            resolution: cfg.resolution,
-            batch,
-            images_per_s: result.perSecond * batch,
-            peak_rss_mb: peakRssMb,
-            cpu_s_per_image: cpuSeconds / ((result.iters + timing.warmup) * batch),
-            iterations: result.iters,
-            passes: zs.length,
-          });
+        for (const method of upConvMethods) {
+          process.env.FACESTYLE_UP_CONV = method;
+          for (const batch of batches) {
+            // Where one pass of `batch` would not fit (wasm's heap), the batch runs in passes, as the worker does.
+            const perPass = imagesPerPass(cfg, batch);
+            const zs = Array.from({ length: Math.ceil(batch / perPass) }, (_, i) =>
+              tf.randomNormal([Math.min(perPass, batch - i * perPass), cfg.zDim]),
+            ) as tf.Tensor2D[];
+            const { result, peakRssMb, cpuSeconds } = await withPeakRss(() =>
+              timeIt(async () => {
+                for (const z of zs) {
+                  const img = G.generate(z, { noiseMode: 'const' });
+                  await img.data();
+                  img.dispose();
+                }
+              }, timing),
+            );
+            tf.dispose(zs);
+            report({
+              engine,
+              backend: info.name,
+              up_conv: method,
+              resolution: cfg.resolution,
+              batch,
+              images_per_s: result.perSecond * batch,
+              peak_rss_mb: peakRssMb,
+              cpu_s_per_image: cpuSeconds / ((result.iters + timing.warmup) * batch),
+              iterations: result.iters,
+              passes: zs.length,
+            });
+          }
         }
       } else {
         const provider = engine === 'onnx-webgpu' ? 'webgpu' : 'cpu';
@@ -184,6 +201,7 @@ export async function benchGenerate(opts: GenerateBenchOptions): Promise<string>
             report({
               engine,
               backend: provider,
+              up_conv: 'transposed',
               resolution: cfg.resolution,
               batch,
               images_per_s: result.perSecond * batch,
@@ -199,6 +217,8 @@ export async function benchGenerate(opts: GenerateBenchOptions): Promise<string>
       }
     }
   } finally {
+    if (previousUpConv === undefined) delete process.env.FACESTYLE_UP_CONV;
+    else process.env.FACESTYLE_UP_CONV = previousUpConv;
     disposeParams(params);
   }
   if (opts.json) return '';
@@ -217,6 +237,7 @@ function formatResults(
       'engine',
       'backend',
       'resolution / sizes',
+      'up-conv',
       'batch',
       'images/s',
       'CPU s/image',
@@ -228,8 +249,9 @@ function formatResults(
       r.engine,
       r.backend,
       sizes,
+      r.up_conv,
       r.passes > 1 ? `${r.batch} (${r.passes} passes)` : r.batch,
-      r.images_per_s.toFixed(2),
+      r.images_per_s.toPrecision(3),
       r.cpu_s_per_image.toFixed(3),
       r.peak_rss_mb,
       r.iterations,
@@ -253,6 +275,11 @@ export function register(bench: Command): void {
     .option('--seconds <n>', 'minimum timed seconds per batch size', '10')
     .option('--warmup <n>', 'untimed warm-up passes (shader compilation, allocation)', '2')
     .option('--min-iters <n>', 'minimum timed passes', '3')
+    .option(
+      '--up-conv <list>',
+      'up-conv methods to compare (tfjs engine): transposed (official), polyphase (before #14)',
+      'transposed',
+    )
     .option('--json', 'print one JSON object per engine and batch instead of a table');
   addArchitectureOptions(command).action(
     async (opts: Omit<GenerateBenchOptions, 'backend'>, cmd: Command) => {

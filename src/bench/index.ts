@@ -1,10 +1,12 @@
 import type { Command } from 'commander';
 import { register as blend } from './blend.ts';
 import { register as bot } from './bot.ts';
+import { register as convGrad } from './conv-grad.ts';
 import { register as dataset } from './dataset.ts';
 import { register as generate } from './generate.ts';
 import { register as generateE2e } from './generate-e2e.ts';
 import { register as importBench } from './import.ts';
+import { register as profile } from './profile.ts';
 import { register as project } from './project.ts';
 import { register as queue } from './queue.ts';
 import { register as score } from './score.ts';
@@ -24,5 +26,7 @@ export const benches: Array<(bench: Command) => void> = [
   project,
   importBench,
   bot,
+  profile,
   score,
+  convGrad,
 ];

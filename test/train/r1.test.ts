@@ -3,14 +3,15 @@
 // the path-length penalty in every network weight against tfjs's native convolutions on cpu, on cpu
 // and wasm. The weight gradients use small freshly initialised networks: the cpu backend needs
 // tens of seconds for them at the fixture's size.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/model/backend.ts';
 import { defaultDiscriminatorConfig, defaultGeneratorConfig } from '../../src/model/config.ts';
 import { initParams } from '../../src/model/init.ts';
 import { Discriminator } from '../../src/model/networks/discriminator.ts';
 import { Generator } from '../../src/model/networks/generator.ts';
+import type { ConvOps } from '../../src/model/ops/conv.ts';
 import { installSecondOrderGradients } from '../../src/model/ops/grad/activations.ts';
-import { useTrainingOps } from '../../src/model/ops/grad/install.ts';
+import { trainingConvOps } from '../../src/model/ops/grad/install.ts';
 import type { ParamStore } from '../../src/model/params.ts';
 import { tf } from '../../src/model/tf.ts';
 import { pathLengthPenalty, r1Penalty } from '../../src/model/train/loss.ts';
@@ -34,18 +35,18 @@ const SMALL_D = defaultDiscriminatorConfig(SMALL);
 const SMALL_G = defaultGeneratorConfig({ ...SMALL, zDim: 8, wDim: 8, mappingLayers: 2 });
 
 /** Gradients in D's weights of sum(R1) on random images. */
-async function r1WeightGrads() {
+async function r1WeightGrads(convOps?: ConvOps) {
   const params = variables(initParams(Discriminator.specs(SMALL_D), 1));
-  const D = new Discriminator(SMALL_D, params);
+  const D = new Discriminator(SMALL_D, params, { convOps });
   const reals = tf.randomUniform([4, 16, 16, 3], -1, 1, 'float32', 2) as tf.Tensor4D;
   const { grads } = tf.variableGrads(() => tf.sum(r1Penalty((x) => D.forward(x), reals)) as tf.Scalar);
   return hostGrads(grads, params);
 }
 
 /** Gradients in G's weights of the path-length penalty at random ws. */
-async function pathLengthWeightGrads() {
+async function pathLengthWeightGrads(convOps?: ConvOps) {
   const params = variables(initParams(Generator.specs(SMALL_G), 3));
-  const G = new Generator(SMALL_G, params);
+  const G = new Generator(SMALL_G, params, { convOps });
   const ws = tf.randomNormal([2, G.numWs, 8], 0, 1, 'float32', 4) as tf.Tensor3D;
   const { grads } = tf.variableGrads(() => {
     const pl = pathLengthPenalty((w) => G.synthesize(w, { noiseMode: 'const' }), ws, 0, { seed: 5 });
@@ -85,19 +86,16 @@ beforeAll(async () => {
   })));
 });
 
-afterAll(() => {
-  useTrainingOps(false);
-});
-
 for (const backend of TRAIN_BACKENDS) {
   describe(`second-order training paths on ${backend}`, () => {
+    let convOps: ConvOps;
     beforeAll(async () => {
       await initBackend(backend);
-      useTrainingOps(true);
+      convOps = trainingConvOps();
     });
 
     it('R1 matches the fixture r1_per_image', async () => {
-      const D = new Discriminator(fixture.config.D!, fixture.D);
+      const D = new Discriminator(fixture.config.D!, fixture.D, { convOps });
       const r1 = await r1Penalty((x) => D.forward(x), nchwToNhwc(fixture.refs.get('real')!)).data();
       const expected = fixture.refs.get('r1_per_image')!.data;
       for (let i = 0; i < expected.length; i++) {
@@ -106,11 +104,11 @@ for (const backend of TRAIN_BACKENDS) {
     });
 
     it("R1's gradients in every D weight match native convolutions on cpu", async () => {
-      expectSameGrads(await r1WeightGrads(), nativeR1, 1e-3);
+      expectSameGrads(await r1WeightGrads(convOps), nativeR1, 1e-3);
     });
 
     it("the path-length penalty's gradients in every G weight match native convolutions on cpu", async () => {
-      expectSameGrads(await pathLengthWeightGrads(), nativePathLength, 1e-3);
+      expectSameGrads(await pathLengthWeightGrads(convOps), nativePathLength, 1e-3);
     });
   });
 }

@@ -1,7 +1,8 @@
 import { channelsAt, type DiscriminatorConfig } from '../config.ts';
+import { withConvOps } from '../ops/conv.ts';
 import type { ParamStore } from '../params.ts';
 import { tf } from '../tf.ts';
-import { assertShape, Conv2dLayer, FullyConnectedLayer, Module } from './layers.ts';
+import { assertShape, Conv2dLayer, FullyConnectedLayer, Module, type NetworkOptions } from './layers.ts';
 import {
   type DiscriminatorBlockShape,
   discriminatorBlocks,
@@ -133,6 +134,7 @@ export class Discriminator {
   constructor(
     readonly cfg: DiscriminatorConfig,
     readonly params: ParamStore,
+    readonly opts: NetworkOptions = {},
   ) {
     this.blocks = discriminatorBlocks(cfg).map((shape) => new DiscriminatorBlock(shape, cfg));
     this.epilogue = new DiscriminatorEpilogue(channelsAt(cfg, 4), cfg);
@@ -145,6 +147,10 @@ export class Discriminator {
 
   /** Features entering block at `resolution` are the output of the previous block; exposed for perceptual losses. */
   forward(img: tf.Tensor4D, opts: { features?: tf.Tensor4D[] } = {}): tf.Tensor2D {
+    return withConvOps(this.opts.convOps, () => this.forwardBlocks(img, opts));
+  }
+
+  private forwardBlocks(img: tf.Tensor4D, opts: { features?: tf.Tensor4D[] }): tf.Tensor2D {
     const r = this.cfg.resolution;
     assertShape(img, [null, r, r, this.cfg.imgChannels], 'discriminator input');
     let x: tf.Tensor4D | null = null;

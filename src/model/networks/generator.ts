@@ -1,6 +1,8 @@
 import { type GeneratorConfig, numWs } from '../config.ts';
+import { withConvOps } from '../ops/conv.ts';
 import type { ParamStore } from '../params.ts';
 import { tf } from '../tf.ts';
+import type { NetworkOptions } from './layers.ts';
 import { MappingNetwork, type MappingOptions } from './mapping.ts';
 import { generatorSpecs, type ParamSpec } from './specs.ts';
 import { SynthesisNetwork, type SynthesisOptions } from './synthesis.ts';
@@ -16,6 +18,7 @@ export class Generator {
   constructor(
     readonly cfg: GeneratorConfig,
     readonly params: ParamStore,
+    readonly opts: NetworkOptions = {},
   ) {
     this.numWs = numWs(cfg.resolution);
     this.mapping = new MappingNetwork(cfg, this.numWs);
@@ -34,7 +37,7 @@ export class Generator {
 
   /** ws [N, num_ws, w_dim] -> NHWC images, raw (roughly [-1, 1], not clamped). */
   synthesize(ws: tf.Tensor3D, opts: SynthesisOptions = {}): tf.Tensor4D {
-    return this.synthesis.forward(this.params, ws, opts);
+    return withConvOps(this.opts.convOps, () => this.synthesis.forward(this.params, ws, opts));
   }
 
   generate(z: tf.Tensor2D, opts: GenerateOptions = {}): tf.Tensor4D {

@@ -3,9 +3,26 @@
 // tensors specs.ts declares (names, shapes in our layouts, initialisation).
 
 import { ACTIVATION_GAIN, type Activation, biasAct } from '../ops/bias_act.ts';
-import { conv2dResample } from '../ops/conv.ts';
+import { type ConvOps, conv2dResample, derivedFromWeight } from '../ops/conv.ts';
 import { getParam, type ParamStore } from '../params.ts';
 import { tf } from '../tf.ts';
+
+export interface NetworkOptions {
+  /**
+   * The convolutions this network's calls run (training passes trainingConvOps(): gradients on
+   * every backend, to any order); default: tfjs's native ones. Chosen per instance, never per process.
+   */
+  convOps?: ConvOps;
+}
+
+/**
+ * A parameter times its equalised-learning-rate gain, computed once per parameter value outside
+ * gradient tapes (inference runs no per-call weight pass), afresh under them.
+ */
+export function scaled(param: tf.Tensor, gain: number): tf.Tensor {
+  if (gain === 1) return param;
+  return derivedFromWeight(param, `scaled|${gain}`, () => [tf.mul(param, gain)])[0];
+}
 
 export abstract class Module {
   constructor(readonly prefix: string) {}
@@ -37,14 +54,15 @@ export class FullyConnectedLayer extends Module {
     this.weightGain = lrMultiplier / Math.sqrt(inFeatures);
   }
 
-  forward(params: ParamStore, x: tf.Tensor2D): tf.Tensor2D {
+  /** `outputGain` (linear layers only) scales the output, folded into the cached scaled weights. */
+  forward(params: ParamStore, x: tf.Tensor2D, outputGain = 1): tf.Tensor2D {
     tf.util.assert(
       x.shape[1] === this.inFeatures,
       () => `${this.prefix}: expected [N,${this.inFeatures}], got [${x.shape}]`,
     );
-    const w = tf.mul(this.p(params, 'weight'), this.weightGain) as tf.Tensor2D;
-    let b = this.p(params, 'bias');
-    if (this.lrMultiplier !== 1) b = tf.mul(b, this.lrMultiplier);
+    tf.util.assert(outputGain === 1 || this.activation === 'linear', () => 'outputGain needs a linear layer');
+    const w = scaled(this.p(params, 'weight'), this.weightGain * outputGain) as tf.Tensor2D;
+    const b = scaled(this.p(params, 'bias'), this.lrMultiplier * outputGain);
     return biasAct(tf.matMul(x, w), b, { act: this.activation });
   }
 }
@@ -75,7 +93,7 @@ export class Conv2dLayer extends Module {
       () => `${this.prefix}: expected ${this.inChannels} channels, got [${x.shape}]`,
     );
     const { activation = 'linear', up = 1, down = 1, convClamp = null } = this.opts;
-    const w = tf.mul(this.p(params, 'weight'), this.weightGain) as tf.Tensor4D;
+    const w = scaled(this.p(params, 'weight'), this.weightGain) as tf.Tensor4D;
     const y = conv2dResample(x, w, {
       up,
       down,

@@ -1,6 +1,6 @@
 import { type GeneratorConfig, type NoiseMode, numWs } from '../config.ts';
-import { ACTIVATION_GAIN, biasAct } from '../ops/bias_act.ts';
-import { conv2d, conv2dResample } from '../ops/conv.ts';
+import { ACTIVATION_GAIN, type BiasActOptions, biasAct } from '../ops/bias_act.ts';
+import { conv2d, conv2dResample, derivedFromWeight } from '../ops/conv.ts';
 import { upsample2d } from '../ops/upfirdn2d.ts';
 import type { ParamStore } from '../params.ts';
 import { tf } from '../tf.ts';
@@ -20,7 +20,17 @@ export function modulatedConv2d(
   x: tf.Tensor4D,
   weight: tf.Tensor4D,
   styles: tf.Tensor2D,
-  opts: { demodulate: boolean; up?: 1 | 2; padding: number; flipWeight: boolean; noise?: tf.Tensor | null },
+  opts: {
+    demodulate: boolean;
+    up?: 1 | 2;
+    padding: number;
+    flipWeight: boolean;
+    noise?: tf.Tensor | null;
+    /** Multiplies `noise` (in the epilogue's pass). */
+    noiseStrength?: tf.Tensor | null;
+    /** The layer's bias_act after the noise, fused with demodulation and noise where the backend can. */
+    epilogue?: { bias: tf.Tensor | null } & BiasActOptions;
+  },
 ): tf.Tensor4D {
   const [n, , , inChannels] = x.shape;
   const [, , wi, outChannels] = weight.shape;
@@ -30,14 +40,22 @@ export function modulatedConv2d(
   );
   let y = tf.mul(x, tf.reshape(styles, [n, 1, 1, inChannels])) as tf.Tensor4D;
   y = conv2dResample(y, weight, { up: opts.up ?? 1, padding: opts.padding, flipWeight: opts.flipWeight });
+  let demodSquareSum: tf.Tensor | null = null;
   if (opts.demodulate) {
-    // sum over (i, kh, kw) of (w * s_i)^2 = s^2 @ sum_{kh,kw} w^2, an [N,I] x [I,O] product.
-    const wSquareSum = tf.sum(tf.square(weight), [0, 1]) as tf.Tensor2D;
-    const dcoefs = tf.rsqrt(tf.add(tf.matMul(tf.square(styles), wSquareSum), 1e-8));
-    y = tf.mul(y, tf.reshape(dcoefs, [n, 1, 1, outChannels]));
+    // sum over (i, kh, kw) of (w * s_i)^2 = s^2 @ sum_{kh,kw} w^2, an [N,I] x [I,O] product; the
+    // epilogue scales by 1 / sqrt(it + 1e-8) (on webgpu inside its one pass).
+    const [wSquareSum] = derivedFromWeight(weight, 'squareSum', () => [
+      tf.sum(tf.square(weight), [0, 1]),
+    ]) as [tf.Tensor2D];
+    demodSquareSum = tf.reshape(tf.matMul(tf.square(styles), wSquareSum), [n, 1, 1, outChannels]);
   }
-  if (opts.noise) y = tf.add(y, opts.noise);
-  return y;
+  const { bias = null, ...act } = opts.epilogue ?? { bias: null, act: 'linear' as const, gain: 1 };
+  return biasAct(y, bias, {
+    ...act,
+    demodSquareSum,
+    noise: opts.noise ?? null,
+    noiseStrength: opts.noiseStrength ?? null,
+  });
 }
 
 export interface SynthesisLayerOptions {
@@ -79,24 +97,23 @@ export class SynthesisLayer extends Module {
     let noise: tf.Tensor | null = null;
     const r = this.resolution;
     if (noiseMode === 'random') {
-      noise = tf.mul(tf.randomNormal([n, r, r, 1]), this.p(params, 'noise_strength'));
+      noise = tf.randomNormal([n, r, r, 1]);
     } else if (noiseMode === 'const') {
-      noise = tf.mul(
-        tf.reshape(this.p(params, 'noise_const'), [1, r, r, 1]),
-        this.p(params, 'noise_strength'),
-      );
+      noise = tf.reshape(this.p(params, 'noise_const'), [1, r, r, 1]);
     }
-    const y = modulatedConv2d(x, this.p(params, 'weight') as tf.Tensor4D, styles, {
+    return modulatedConv2d(x, this.p(params, 'weight') as tf.Tensor4D, styles, {
       demodulate: true,
       up: this.up,
       padding: 1,
       flipWeight: this.up === 1,
       noise,
-    });
-    return biasAct(y, this.p(params, 'bias'), {
-      act: 'lrelu',
-      gain: ACTIVATION_GAIN.lrelu * gain,
-      clamp: this.convClamp == null ? null : this.convClamp * gain,
+      noiseStrength: noise ? this.p(params, 'noise_strength') : null,
+      epilogue: {
+        bias: this.p(params, 'bias'),
+        act: 'lrelu',
+        gain: ACTIVATION_GAIN.lrelu * gain,
+        clamp: this.convClamp == null ? null : this.convClamp * gain,
+      },
     });
   }
 }
@@ -120,7 +137,7 @@ export class ToRGBLayer extends Module {
 
   forward(params: ParamStore, x: tf.Tensor4D, w: tf.Tensor2D): tf.Tensor4D {
     const n = x.shape[0];
-    const styles = tf.mul(this.affine.forward(params, w), this.weightGain) as tf.Tensor2D;
+    const styles = this.affine.forward(params, w, this.weightGain);
     let y = tf.mul(x, tf.reshape(styles, [n, 1, 1, this.inChannels])) as tf.Tensor4D;
     y = conv2d(y, this.p(params, 'weight') as tf.Tensor4D);
     return biasAct(y, this.p(params, 'bias'), { act: 'linear', clamp: this.convClamp });

@@ -28,11 +28,20 @@ export const nativeConvOps: ConvOps = {
 let convOps: ConvOps = nativeConvOps;
 
 /**
- * Replaces the convolutions every layer uses. Training installs ones whose gradients exist on
- * every backend and differentiate twice (R1, path length); inference keeps the native kernels.
+ * Runs `fn` with every convolution of the layers it calls going through `ops`, then restores the
+ * previous choice. The choice belongs to one call (a network instance passes its own), never to the
+ * process: a worker may train one model while it generates with another. `fn` must be synchronous
+ * (tfjs ops are); the gradients of the convolutions it records are fixed when they are recorded.
  */
-export function setConvOps(ops: ConvOps | null): void {
-  convOps = ops ?? nativeConvOps;
+export function withConvOps<T>(ops: ConvOps | undefined, fn: () => T): T {
+  if (!ops || ops === convOps) return fn();
+  const previous = convOps;
+  convOps = ops;
+  try {
+    return fn();
+  } finally {
+    convOps = previous;
+  }
 }
 
 export function conv2d(
@@ -82,17 +91,44 @@ export function conv2dResample(x: tf.Tensor4D, w: tf.Tensor4D, opts: ResampleOpt
     p1 += Math.floor((fw - down) / 2);
   }
   const pad4: Padding4 = [p0, p1, p0, p1];
-  if (up > 1 && kw === 3 && padding === 1 && taps.length === 4 && up === 2) {
+  if (
+    up > 1 &&
+    upConvMethod() === 'polyphase' &&
+    kw === 3 &&
+    padding === 1 &&
+    taps.length === 4 &&
+    up === 2
+  ) {
     return upConv3x3Polyphase(x, w, taps, flipWeight);
   }
   if (up > 1) {
     // Transposed convolution (4x fewer multiplications than convolving the zero-inserted
-    // image), then the FIR on its output, as the official fast path.
+    // image, and than the polyphase form), then the FIR on its output, as the official fast path.
     const q0 = p0 - (kw - 1);
     const q1 = p1 - (kw - up);
     tf.util.assert(q0 >= 0 && q1 >= 0, () => 'conv2dResample: unsupported padding for upsampling');
-    const transposedKernel = flipWeight ? flipKernel(w) : w;
-    const y = convOps.conv2dTranspose(x, transposedKernel, up as 2);
+    if (kw === 3 && up === 2 && q1 >= 1 && PHASE_UP_CONV_BACKENDS.has(tf.getBackend())) {
+      // The phases' output carries one zero row and column after the transposed conv's.
+      const y = transposedConv3x3Phases(x, w, flipWeight);
+      return firFilter(y, taps, [q0, q1 - 1, q0, q1 - 1], up * up);
+    }
+    let y: tf.Tensor4D;
+    if (convOps === nativeConvOps) {
+      // tfjs's own transposed conv wants [kh, kw, O, I]: laid out once per weight value.
+      const [kernel] = derivedFromWeight(w, `transposedOI|${flipWeight}`, () => [
+        tf.transpose(flipWeight ? flipKernel(w) : w, [0, 1, 3, 2]),
+      ]) as [tf.Tensor4D];
+      const [n, h, wd] = x.shape;
+      const outShape: [number, number, number, number] = [
+        n,
+        2 * (h - 1) + kh,
+        2 * (wd - 1) + kw,
+        kernel.shape[2],
+      ];
+      y = tf.conv2dTranspose(x, kernel, outShape, 2, 'valid');
+    } else {
+      y = convOps.conv2dTranspose(x, flipWeight ? flipKernel(w) : w, up as 2);
+    }
     return firFilter(y, taps, [q0, q1, q0, q1], up * up);
   }
 
@@ -107,6 +143,20 @@ export function conv2dResample(x: tf.Tensor4D, w: tf.Tensor4D, opts: ResampleOpt
     [p0, p1],
     [p0, p1],
   ]);
+}
+
+/**
+ * How 2x-upsampling convolutions run: `transposed` (default) as NVlabs' conv2d_resample, the
+ * official multiply-add count; `polyphase` the former stride-1 form with 4x the multiply-adds, kept
+ * selectable (FACESTYLE_UP_CONV=polyphase, read per call) for before/after benchmarks only.
+ */
+export type UpConvMethod = 'transposed' | 'polyphase';
+
+export function upConvMethod(): UpConvMethod {
+  const value = process.env.FACESTYLE_UP_CONV;
+  if (value === undefined || value === '' || value === 'transposed') return 'transposed';
+  if (value === 'polyphase') return 'polyphase';
+  throw new RangeError(`FACESTYLE_UP_CONV must be "transposed" or "polyphase", got "${value}"`);
 }
 
 const phaseMatrixCache = new Map<string, tf.Tensor2D>();
@@ -174,4 +224,103 @@ function upConv3x3Polyphase(
   // [N,H,W,(py,px,o)] -> [N*H, W, py, (px,o)] -> [N*H, py, W, (px,o)] -> [N, 2H, 2W, O]
   const interleaved = tf.transpose(tf.reshape(y, [n * h, wd, 2, 2 * o]), [0, 2, 1, 3]);
   return tf.reshape(interleaved, [n, 2 * h, 2 * wd, o]) as tf.Tensor4D;
+}
+
+// tfjs's wasm and cpu transposed convolutions are plain loops, several times slower than their
+// forward convolutions (XNNPACK on wasm); there the transposed conv runs as four forward ones.
+const PHASE_UP_CONV_BACKENDS = new Set(['wasm', 'cpu']);
+
+interface DerivedWeights {
+  dataId: object;
+  tensors: tf.Tensor[];
+}
+
+const derivedCache = new Map<tf.Tensor, Map<string, DerivedWeights>>();
+
+/**
+ * Tensors derived from a weight (re-laid-out or sliced kernels), built once per weight value:
+ * reused while the weight tensor lives and keeps its data (a Variable's assign changes its dataId),
+ * rebuilt under a gradient tape (they must stay connected to the weight there). Entries of disposed
+ * weights are freed on the next call.
+ */
+export function derivedFromWeight(w: tf.Tensor, tag: string, build: () => tf.Tensor[]): tf.Tensor[] {
+  if (tf.engine().isTapeOn()) return build();
+  releaseDerivedWeights();
+  let entries = derivedCache.get(w);
+  if (!entries) {
+    entries = new Map();
+    derivedCache.set(w, entries);
+  }
+  const cached = entries.get(tag);
+  if (cached && cached.dataId === w.dataId) return cached.tensors;
+  if (cached) tf.dispose(cached.tensors);
+  const tensors = tf.tidy(build).map((t) => (t === w ? tf.clone(t) : t));
+  for (const t of tensors) tf.keep(t);
+  entries.set(tag, { dataId: w.dataId, tensors });
+  return tensors;
+}
+
+/** Frees what derivedFromWeight built for weights disposed since (call after disposing a network). */
+export function releaseDerivedWeights(): void {
+  for (const [weight, entries] of derivedCache) {
+    if (!weight.isDisposed) continue;
+    for (const e of entries.values()) tf.dispose(e.tensors);
+    derivedCache.delete(weight);
+  }
+}
+
+/** Interleaves two [N,H,W,C] tensors along W: [N,H,2W,C] with a's pixels at even columns. */
+function interleaveColumns(a: tf.Tensor4D, b: tf.Tensor4D): tf.Tensor4D {
+  const [n, h, w, c] = a.shape;
+  const pair = tf.concat([tf.reshape(a, [n * h, w, 1, c]), tf.reshape(b, [n * h, w, 1, c])], 2);
+  return tf.reshape(pair, [n, h, 2 * w, c]);
+}
+
+/** Interleaves two [N,H,W,C] tensors along H: [N,2H,W,C] with a's rows at even rows. */
+function interleaveRows(a: tf.Tensor4D, b: tf.Tensor4D): tf.Tensor4D {
+  const [n, h, w, c] = a.shape;
+  const pair = tf.concat([tf.reshape(a, [n, h, 1, w * c]), tf.reshape(b, [n, h, 1, w * c])], 2);
+  return tf.reshape(pair, [n, 2 * h, w, c]);
+}
+
+/**
+ * The stride-2 transposed 3x3 convolution (out[2i + a] += x[i] w[a], w = the layer's kernel,
+ * flipped first when `flipWeight`) as four stride-1 convolutions, one per output phase:
+ * even outputs take taps {2, 0} (a 2-tap correlation of x padded by one), odd ones tap 1. 4 + 2 +
+ * 2 + 1 = 9 taps per input pixel: the transposed conv's multiply-adds, on the forward kernel.
+ * Output [N, 2H+2, 2W+2, O]: the transposed conv's [2H+1, 2W+1] and one zero row and column.
+ */
+function transposedConv3x3Phases(x: tf.Tensor4D, w: tf.Tensor4D, flipWeight: boolean): tf.Tensor4D {
+  const [ee, eo, oe, oo] = derivedFromWeight(w, `phases|${flipWeight}`, () => {
+    const k = flipWeight ? flipKernel(w) : w;
+    const [, , i, o] = k.shape;
+    const row = (a: number) => tf.slice(k, [a, 0, 0, 0], [1, 3, i, o]);
+    const evenRows = tf.concat([row(2), row(0)], 0);
+    const oddRows = row(1);
+    const col = (t: tf.Tensor4D, b: number) => tf.slice(t, [0, b, 0, 0], [t.shape[0], 1, i, o]);
+    const evenCols = (t: tf.Tensor4D) => tf.concat([col(t, 2), col(t, 0)], 1);
+    return [evenCols(evenRows), col(evenRows, 1), evenCols(oddRows), col(oddRows, 1)];
+  }) as tf.Tensor4D[];
+  // Zero padding after the odd phases gives every phase the even ones' [H+1, W+1].
+  const even = interleaveColumns(
+    conv2d(x, ee, 1, [
+      [1, 1],
+      [1, 1],
+    ]),
+    conv2d(x, eo, 1, [
+      [1, 1],
+      [0, 1],
+    ]),
+  );
+  const odd = interleaveColumns(
+    conv2d(x, oe, 1, [
+      [0, 1],
+      [1, 1],
+    ]),
+    conv2d(x, oo, 1, [
+      [0, 1],
+      [0, 1],
+    ]),
+  );
+  return interleaveRows(even, odd);
 }

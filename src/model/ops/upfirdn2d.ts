@@ -3,6 +3,7 @@
 // gradient whose backward pass is the adjoint FIR (the same op with the flipped filter), so it
 // differentiates to any order on every backend (wasm has no depthwise-conv gradient kernels).
 import { tf } from '../tf.ts';
+import { upfirdn2dWebGPU } from './webgpu/upfirdn2d.ts';
 
 /** [1, 3, 3, 1]: the official StyleGAN2 resampling filter. */
 export const RESAMPLE_FILTER = [1, 3, 3, 1];
@@ -42,12 +43,23 @@ export function firFilter(
   gain = 1,
   flipKernel = true,
 ): tf.Tensor4D {
+  // One program on webgpu (pad, FIR and their gradients fused), the composite elsewhere.
+  if (tf.getBackend() === 'webgpu')
+    return upfirdn2dWebGPU(x, { up: 1, down: 1, pad, taps, gain, flip: flipKernel });
   const [x0, x1, y0, y1] = pad;
   const k = taps.length;
   const op = tf.customGrad((input: tf.Tensor | tf.GradSaveFunc) => {
     const inp = input as tf.Tensor4D;
-    const padded = padOrCrop(inp, pad);
-    const value = tf.depthwiseConv2d(padded, firKernel(taps, gain, inp.shape[3], flipKernel), 1, 'valid');
+    const kernel = firKernel(taps, gain, inp.shape[3], flipKernel);
+    // Zero padding goes into the convolution itself (one program less); crops need a slice first.
+    const value = pad.every((p) => p >= 0)
+      ? tf.depthwiseConv2d(inp, kernel, 1, [
+          [0, 0],
+          [y0, y1],
+          [x0, x1],
+          [0, 0],
+        ])
+      : tf.depthwiseConv2d(padOrCrop(inp, pad), kernel, 1, 'valid');
     const gradFunc = (dy: tf.Tensor) => {
       // Adjoint: full correlation with the flipped kernel, then undo the padding.
       const [H, W] = [inp.shape[1], inp.shape[2]];
@@ -124,10 +136,14 @@ export interface UpFirDnOptions {
 /** The official upfirdn2d (with flip_filter=False), separable filter given by its 1D taps. */
 export function upfirdn2d(x: tf.Tensor4D, taps: number[], opts: UpFirDnOptions = {}): tf.Tensor4D {
   const { up = 1, down = 1, pad = [0, 0, 0, 0], gain = 1 } = opts;
+  if (tf.getBackend() === 'webgpu') return upfirdn2dWebGPU(x, { up, down, pad, taps, gain, flip: true });
   return tf.tidy(() => decimate(firFilter(zeroInsert(x, up), taps, pad, gain), down));
 }
 
-/** 2x upsampling as the official upsample2d (used on the skip images). */
+/**
+ * 2x upsampling as the official upsample2d (used on the skip images); on webgpu one upfirdn2d
+ * program each way.
+ */
 export function upsample2d(x: tf.Tensor4D, taps: number[] = RESAMPLE_FILTER, factor = 2): tf.Tensor4D {
   const fw = taps.length;
   const pad: Padding4 = [

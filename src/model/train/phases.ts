@@ -8,6 +8,8 @@ import type { DiscriminatorConfig, GeneratorConfig } from '../config.ts';
 import { Discriminator } from '../networks/discriminator.ts';
 import { Generator, mixStyles } from '../networks/generator.ts';
 import { bufferNames } from '../networks/specs.ts';
+import { releaseDerivedWeights } from '../ops/conv.ts';
+import { trainingConvOps } from '../ops/grad/install.ts';
 import type { ParamStore } from '../params.ts';
 import { NumpyRandomState } from '../seeds.ts';
 import { tf } from '../tf.ts';
@@ -130,8 +132,11 @@ export class MinibatchTrainer {
     this.gParams = asVariables(source.G, gBuffers);
     this.dParams = asVariables(source.D, dBuffers);
     this.emaParams = asVariables(source.G_ema ?? source.G, new Set(source.G.keys()));
-    this.G = new Generator(gCfg, this.gParams);
-    this.D = new Discriminator(dCfg, this.dParams);
+    // This run's networks differentiate on every backend, to any order; other networks of the
+    // process (a generate job beside this fine-tune) keep the native convolutions.
+    const convOps = trainingConvOps();
+    this.G = new Generator(gCfg, this.gParams, { convOps });
+    this.D = new Discriminator(dCfg, this.dParams, { convOps });
     this.gTrainable = new Map([...this.gParams].filter(([name]) => !gBuffers.has(name)));
     const frozen = new Set(this.D.blocks.slice(0, hyper.freezeD).map((b) => b.prefix));
     this.dTrainable = new Map(
@@ -176,6 +181,7 @@ export class MinibatchTrainer {
     this.dOpt.dispose();
     for (const params of [this.gParams, this.dParams, this.emaParams])
       for (const v of params.values()) v.dispose();
+    releaseDerivedWeights();
   }
 
   /** Gmain: the generator's non-saturating loss; also feeds the w_avg tracker. */

@@ -9,7 +9,6 @@ import type { ModelScore } from '../checkpoint/format.ts';
 import { type Checkpoint, disposeCheckpoint, loadCheckpoint, saveCheckpoint } from '../checkpoint/io.ts';
 import type { DiscriminatorConfig, GeneratorConfig, ModelConfig } from '../config.ts';
 import { Generator } from '../networks/generator.ts';
-import { useTrainingOps } from '../ops/grad/install.ts';
 import { AdaptiveAugment } from './augment.ts';
 import { streamItems, type TrainingSet } from './data.ts';
 import { resolveHyperparameters, type TrainHyperparameters } from './hyperparameters.ts';
@@ -269,53 +268,48 @@ class TrainingRun {
     const startImages = this.state.imagesSeen;
     this.imagesAtLastSnapshot = startImages;
     let cancelled = false;
-    useTrainingOps(true);
-    try {
-      while (this.state.imagesSeen < this.totalImages) {
-        if (signal?.aborted) {
-          cancelled = true;
-          break;
-        }
-        const items = streamItems(this.itemsPerEpoch, this.state.seed, this.state.imagesSeen, batchSize);
-        const stepStarted = performance.now();
-        for (const [name, value] of Object.entries(await this.trainer.step(items))) this.record(name, value);
-        this.trainingSeconds += (performance.now() - stepStarted) / 1000;
-        // On wasm/cpu a step resolves through microtasks only: yield to the event loop so progress
-        // writes, IPC to the bot and cancellation signals get through while training runs.
-        await new Promise<void>((resolve) => setImmediate(resolve));
-        this.state.step++;
-        this.state.imagesSeen += batchSize;
-        const before = this.state.epoch;
-        this.state.epoch = Math.min(epochs, Math.floor(this.state.imagesSeen / this.itemsPerEpoch));
-        const finished = this.state.imagesSeen >= this.totalImages;
-        let snapshot: { path: string; score?: ModelScore } | undefined;
-        const epoch = this.state.epoch;
-        if (
-          finished ||
-          Math.floor(epoch / snapshotEvery) > Math.floor(before / snapshotEvery) ||
-          ladder.some((e) => before < e && e <= epoch)
-        ) {
-          snapshot = await this.snapshot(this.state.epoch);
-        }
-        const elapsed = (performance.now() - started) / 1000;
-        const rate = (this.state.imagesSeen - startImages) / Math.max(elapsed, 1e-9);
-        onProgress?.({
-          epoch: this.state.epoch,
-          epochs,
-          epochFraction: this.state.imagesSeen / this.itemsPerEpoch,
-          step: this.state.step,
-          kimg: this.state.imagesSeen / 1000,
-          losses: { ...this.lastLosses },
-          augmentP: this.augmentP(),
-          rt: this.ada?.lastRt ?? null,
-          imagesPerSecond: rate,
-          etaSeconds: Math.max(0, this.totalImages - this.state.imagesSeen) / rate,
-          ...(snapshot ? { snapshot: snapshot.path } : {}),
-          ...(snapshot?.score ? { score: snapshot.score } : {}),
-        });
+    while (this.state.imagesSeen < this.totalImages) {
+      if (signal?.aborted) {
+        cancelled = true;
+        break;
       }
-    } finally {
-      useTrainingOps(false);
+      const items = streamItems(this.itemsPerEpoch, this.state.seed, this.state.imagesSeen, batchSize);
+      const stepStarted = performance.now();
+      for (const [name, value] of Object.entries(await this.trainer.step(items))) this.record(name, value);
+      this.trainingSeconds += (performance.now() - stepStarted) / 1000;
+      // On wasm/cpu a step resolves through microtasks only: yield to the event loop so progress
+      // writes, IPC to the bot and cancellation signals get through while training runs.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      this.state.step++;
+      this.state.imagesSeen += batchSize;
+      const before = this.state.epoch;
+      this.state.epoch = Math.min(epochs, Math.floor(this.state.imagesSeen / this.itemsPerEpoch));
+      const finished = this.state.imagesSeen >= this.totalImages;
+      let snapshot: { path: string; score?: ModelScore } | undefined;
+      const epoch = this.state.epoch;
+      if (
+        finished ||
+        Math.floor(epoch / snapshotEvery) > Math.floor(before / snapshotEvery) ||
+        ladder.some((e) => before < e && e <= epoch)
+      ) {
+        snapshot = await this.snapshot(this.state.epoch);
+      }
+      const elapsed = (performance.now() - started) / 1000;
+      const rate = (this.state.imagesSeen - startImages) / Math.max(elapsed, 1e-9);
+      onProgress?.({
+        epoch: this.state.epoch,
+        epochs,
+        epochFraction: this.state.imagesSeen / this.itemsPerEpoch,
+        step: this.state.step,
+        kimg: this.state.imagesSeen / 1000,
+        losses: { ...this.lastLosses },
+        augmentP: this.augmentP(),
+        rt: this.ada?.lastRt ?? null,
+        imagesPerSecond: rate,
+        etaSeconds: Math.max(0, this.totalImages - this.state.imagesSeen) / rate,
+        ...(snapshot ? { snapshot: snapshot.path } : {}),
+        ...(snapshot?.score ? { score: snapshot.score } : {}),
+      });
     }
     return {
       snapshots: await listSnapshots(this.opts.outDir),

@@ -11,8 +11,10 @@
 // They are registered as kernels rather than tf.customGrad: a kernel's gradient is one closure per
 // input, and tfjs only calls those on the path to the variables, so the R1 pass does not pay for
 // filter gradients and the G pass through D does not pay for D's.
+import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { tf } from '../../tf.ts';
 import type { ConvOps, SpatialPadding } from '../conv.ts';
+import { conv2dFilterGradWebGPU } from '../webgpu/conv2d_filter_grad.ts';
 
 const CONV = 'FacestyleConv2D';
 const BACKPROP_INPUT = 'FacestyleConv2DBackpropInput';
@@ -65,6 +67,11 @@ function backpropInputForward(dy: tf.Tensor4D, w: tf.Tensor4D, g: Geometry, inH:
   const [kh, kw, inChannels] = w.shape;
   const [top, bottom, left, right] = g.pad;
   const flippable = top < kh && bottom < kh && left < kw && right < kw;
+  if (tf.getBackend() === 'webgpu') {
+    // webgpu's own transposed convolution takes the padding and the HWIO kernel as they are: one
+    // program, where the flipped-kernel form below needs a reverse and a transpose of w first.
+    return tf.conv2dTranspose(dy, w, [dy.shape[0], inH, inW, inChannels], g.stride, explicitPadding(g));
+  }
   if (g.stride === 1 && flippable) {
     // A stride-1 adjoint is a forward convolution with the kernel flipped and its channels swapped,
     // and the forward convolution is the fastest kernel every backend has.
@@ -82,17 +89,21 @@ function backpropInputForward(dy: tf.Tensor4D, w: tf.Tensor4D, g: Geometry, inH:
   const paddedH = inH + top + bottom;
   const paddedW = inW + left + right;
   const full = tf.conv2dTranspose(dy, w, [n, paddedH, paddedW, inChannels], g.stride, 'valid');
+  // Unpadded (the up-convs' transposed convs, the down-convs after their FIR): nothing to cut, and
+  // a slice of the whole tensor would still be a copy on GPU backends.
+  if (top === 0 && bottom === 0 && left === 0 && right === 0) return full;
   return tf.slice(full, [0, top, left, 0], [n, inH, inW, inChannels]);
 }
 
 /**
- * Gradient in w of convForward: x [N,H,W,I], dy [N,P,Q,O] -> [kh,kw,I,O], one matMul per tap
+ * Gradient in w of convForward as a composite of tfjs ops (every backend but webgpu, which runs
+ * one implicit-GEMM program instead): x [N,H,W,I], dy [N,P,Q,O] -> [kh,kw,I,O], one matMul per tap
  * (a, b) between the input pixels that tap multiplied and dy. x is transposed once, channels
  * first, so that each tap's pixels come out as the left factor [I, pixels] and no product needs
  * transposeA (several times slower than an explicit transpose on wasm). Only one tap's pixels are
  * alive at a time: an im2col matrix would hold kh*kw copies of x.
  */
-function backpropFilterForward(x: tf.Tensor4D, dy: tf.Tensor4D, g: Geometry, kh: number, kw: number) {
+function backpropFilterComposite(x: tf.Tensor4D, dy: tf.Tensor4D, g: Geometry, kh: number, kw: number) {
   const [n, , , inChannels] = x.shape;
   const [, outH, outW, outChannels] = dy.shape;
   const s = g.stride;
@@ -226,6 +237,30 @@ function registerGradients(): void {
   });
 }
 
+// Its gradients (registered above, backend-independent) are built from the other two kernels, so
+// second-order paths (R1, path length) differentiate through it like through the composite.
+function registerWebGPUFilterGradient(): void {
+  if (tf.getKernel(BACKPROP_FILTER, 'webgpu')) return;
+  tf.registerKernel({
+    kernelName: BACKPROP_FILTER,
+    backendName: 'webgpu',
+    kernelFunc: ({ inputs, attrs, backend }) => {
+      const g = geometryOf(attrs ?? {});
+      return conv2dFilterGradWebGPU(
+        backend as WebGPUBackend,
+        inputs.x as tf.TensorInfo,
+        inputs.dy as tf.TensorInfo,
+        {
+          stride: g.stride,
+          pad: g.pad,
+          kernelHeight: attrs?.kh as number,
+          kernelWidth: attrs?.kw as number,
+        },
+      );
+    },
+  });
+}
+
 function ensureRegistered(): void {
   const backendName = tf.getBackend();
   compositeKernel(CONV, backendName, ({ inputs, attrs }) =>
@@ -234,9 +269,12 @@ function ensureRegistered(): void {
   compositeKernel(BACKPROP_INPUT, backendName, ({ inputs, attrs }) =>
     backpropInputForward(inputs.dy, inputs.w, geometryOf(attrs), attrs.inH as number, attrs.inW as number),
   );
-  compositeKernel(BACKPROP_FILTER, backendName, ({ inputs, attrs }) =>
-    backpropFilterForward(inputs.x, inputs.dy, geometryOf(attrs), attrs.kh as number, attrs.kw as number),
-  );
+  if (backendName === 'webgpu') registerWebGPUFilterGradient();
+  else {
+    compositeKernel(BACKPROP_FILTER, backendName, ({ inputs, attrs }) =>
+      backpropFilterComposite(inputs.x, inputs.dy, geometryOf(attrs), attrs.kh as number, attrs.kw as number),
+    );
+  }
   registerGradients();
 }
 
@@ -331,6 +369,36 @@ export function conv2dBackpropFilterDifferentiable(
     );
   }
   return runBackpropFilter(x, dy, g, kh, kw);
+}
+
+/**
+ * The composite filter gradient every backend but webgpu runs (pad, transpose, a product per tap),
+ * callable on webgpu too: the reference the webgpu program is tested and benchmarked against.
+ * Not differentiable; same arguments as conv2dBackpropFilterDifferentiable.
+ */
+export function conv2dBackpropFilterComposite(
+  x: tf.Tensor4D,
+  dy: tf.Tensor4D,
+  stride: 1 | 2,
+  pad: SpatialPadding,
+  kernelSize: [number, number],
+): tf.Tensor4D {
+  return tf.tidy(() => backpropFilterComposite(x, dy, geometry(stride, pad), kernelSize[0], kernelSize[1]));
+}
+
+/**
+ * The input gradient's forward computation as a plain function (webgpu: tfjs's transposed conv with
+ * the padding as given; elsewhere at stride 1 a forward conv with the flipped kernel): the tests'
+ * cpu reference. Not differentiable; arguments as conv2dBackpropInputDifferentiable.
+ */
+export function conv2dBackpropInputComposite(
+  dy: tf.Tensor4D,
+  w: tf.Tensor4D,
+  stride: 1 | 2,
+  pad: SpatialPadding,
+  inputSize: [number, number],
+): tf.Tensor4D {
+  return tf.tidy(() => backpropInputForward(dy, w, geometry(stride, pad), inputSize[0], inputSize[1]));
 }
 
 /**

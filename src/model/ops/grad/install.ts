@@ -1,13 +1,16 @@
-// Switches every network onto the convolutions and gradients training needs: gradients on every
-// backend (wasm has no filter-gradient kernel) that differentiate again (R1, path length).
-// Inference keeps tfjs's native convolutions, which are faster where they exist.
-import { nativeConvOps, setConvOps } from '../conv.ts';
+// The convolutions training needs: gradients on every backend (wasm has no filter-gradient kernel)
+// that differentiate again (R1, path length). A network built with them (`convOps` of Generator /
+// Discriminator) uses them for its own calls only; inference keeps tfjs's native convolutions,
+// which are faster where they exist.
+import type { ConvOps } from '../conv.ts';
 import { installSecondOrderGradients } from './activations.ts';
 import { differentiableConvOps } from './conv2d.ts';
 
-export function useTrainingOps(on: boolean): void {
-  // The replaced activation gradients compute the same values as tfjs's own, so they stay
-  // installed once training has run; only the convolutions switch back.
-  if (on) installSecondOrderGradients();
-  setConvOps(on ? differentiableConvOps : nativeConvOps);
+/**
+ * The ConvOps for networks that are trained. Also installs the second-order activation gradients:
+ * those compute the same values as tfjs's own, so installing them process-wide changes no result.
+ */
+export function trainingConvOps(): ConvOps {
+  installSecondOrderGradients();
+  return differentiableConvOps;
 }
