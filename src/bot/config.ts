@@ -6,6 +6,7 @@ import { UserError } from '../errors.ts';
 import type { BackendName } from '../model/backend.ts';
 import { redactUrl } from '../store/keyv.ts';
 import { KEEP_PHOTOS_ENV, photoRetentionMs, photoRetentionProblem } from '../store/toonify-photos.ts';
+import { plural } from '../text.ts';
 import { contestScheduleProblem, DEFAULT_CONTEST_SCHEDULE } from './contest-schedule.ts';
 
 export interface DiscordCredentials {
@@ -35,7 +36,7 @@ export class ConfigError extends UserError {
   override name = 'ConfigError';
   constructor(readonly problems: string[]) {
     super(
-      `the bot's configuration has ${problems.length} problem${problems.length === 1 ? '' : 's'}:\n${problems
+      `the bot's configuration has ${plural(problems.length, 'problem')}:\n${problems
         .map((p) => `  - ${p}`)
         .join('\n')}`,
       'set these environment variables (or put them in the service file) and start again',

@@ -10,6 +10,7 @@ import {
 } from 'discord.js';
 import { isUserError } from '../errors.ts';
 import type { JobInfo } from '../jobs/types.ts';
+import { plural } from '../text.ts';
 import { ButtonAction, buttonId } from './components/ids.ts';
 
 export const Colors = {
@@ -82,7 +83,7 @@ export function describeJob(job: JobInfo): string {
     case 'generate': {
       const p = job.payload;
       const n = p.seeds.length;
-      return `${n} face${n === 1 ? '' : 's'} from **${modelLabel(p.checkpoint)}** · seed${n === 1 ? '' : 's'} ${formatSeeds(p.seeds)} · psi ${p.psi}`;
+      return `${plural(n, 'face')} from **${modelLabel(p.checkpoint)}** · seed${n === 1 ? '' : 's'} ${formatSeeds(p.seeds)} · psi ${p.psi}`;
     }
     case 'blend': {
       const p = job.payload;
@@ -92,7 +93,7 @@ export function describeJob(job: JobInfo): string {
     case 'finetune': {
       const p = job.payload;
       const name = job.meta.modelName ? `**${job.meta.modelName}** ` : '';
-      return `fine-tune ${name}from **${modelLabel(p.base)}**: ${p.epochs} epoch${p.epochs === 1 ? '' : 's'}, a snapshot every ${p.snapshotEvery}`;
+      return `fine-tune ${name}from **${modelLabel(p.base)}**: ${plural(p.epochs, 'epoch')}, a snapshot every ${p.snapshotEvery}`;
     }
     case 'toonify': {
       const p = job.payload;

@@ -7,6 +7,7 @@
 import { mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { logger } from '../log.ts';
+import { plural } from '../text.ts';
 import { writeContactSheet } from './contact-sheet.ts';
 import {
   confirmationThumb,
@@ -287,7 +288,7 @@ function requireEnoughImages(report: DatasetReport, minImages: number): DatasetR
     .map(([status, n]) => `${n} ${status}`)
     .join(', ');
   throw new DatasetError(
-    `only ${report.kept} usable image${report.kept === 1 ? '' : 's'}, at least ${minImages} needed${reasons ? ` (${reasons})` : ''}`,
+    `only ${plural(report.kept, 'usable image')}, at least ${minImages} needed${reasons ? ` (${reasons})` : ''}`,
     report.reused
       ? `add more images; ${basename(report.manifestPath)} in the dataset folder says why each file was not used`
       : 'add more images; nothing was kept, so the same name can be used again',

@@ -1,5 +1,6 @@
 // The few lines a person reads after a build (CLI output, the bot's /finetune confirmation).
 
+import { plural } from '../text.ts';
 import type { DatasetReport, EntryStatus } from './types.ts';
 
 const LABELS: Record<EntryStatus, string> = {
@@ -35,7 +36,7 @@ export function summarizeNotUsed(report: Pick<DatasetReport, 'counts'>): string 
 export function summarizeDataset(report: DatasetReport): string {
   const skipped = summarizeNotUsed(report);
   return [
-    `${report.kept} image${report.kept === 1 ? '' : 's'} at ${report.resolution}x${report.resolution} (${describeAlignment(report)}) from ${report.sources} file${report.sources === 1 ? '' : 's'}${report.reused ? ', reused from an earlier build' : ` in ${report.seconds.toFixed(1)} s`}`,
+    `${plural(report.kept, 'image')} at ${report.resolution}x${report.resolution} (${describeAlignment(report)}) from ${plural(report.sources, 'file')}${report.reused ? ', reused from an earlier build' : ` in ${report.seconds.toFixed(1)} s`}`,
     skipped ? `not used: ${skipped}` : 'every file was used',
     report.published === false ? 'nothing was written' : `dataset: ${report.outDir}`,
   ].join('\n');

@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { UserError } from '../errors.ts';
 import type { Logger } from '../log.ts';
+import { plural } from '../text.ts';
 import type { FailureCode, JobFailure } from './types.ts';
 
 export type QuotaRule = 'active' | 'server' | 'cooldown' | 'daily';
@@ -85,7 +86,7 @@ export const failures = {
   crashed: (detail: string, attempts?: number): JobFailure => ({
     code: 'crashed',
     message: `the worker process died while running this job (${detail})${
-      attempts ? `; gave up after ${attempts} attempt${attempts === 1 ? '' : 's'}` : ''
+      attempts ? `; gave up after ${plural(attempts, 'attempt')}` : ''
     }`,
   }),
   /** An internal error: members see the reference, operators find the error under it in the log. */

@@ -2,6 +2,8 @@
 // on waiting jobs. Pure decisions; the queue supplies the counts. A server's admins skip per-user
 // limits, never their server's cap nor the global one, so no one server can fill the queue; and
 // admin rights count in the admin's own server only (the job's server decides, not the command's).
+
+import { plural } from '../text.ts';
 import { NotAllowedError, QueueFullError, QuotaExceededError } from './errors.ts';
 import type { Actor, JobRecord } from './types.ts';
 
@@ -59,7 +61,7 @@ export function checkSubmit(policy: QueuePolicy, kind: string, actor: Actor, sna
     if ((snap.serverActive ?? 0) >= serverCap) {
       throw new QuotaExceededError(
         'server',
-        `this server already has ${snap.serverActive} job${snap.serverActive === 1 ? '' : 's'} queued or running (limit ${serverCap})`,
+        `this server already has ${plural(snap.serverActive ?? 0, 'job')} queued or running (limit ${serverCap})`,
         'wait for some to finish: the queue is shared with other servers',
       );
     }
@@ -69,14 +71,14 @@ export function checkSubmit(policy: QueuePolicy, kind: string, actor: Actor, sna
   if (snap.userActive >= policy.maxActivePerUser) {
     throw new QuotaExceededError(
       'active',
-      `you already have ${snap.userActive} job${snap.userActive === 1 ? '' : 's'} queued or running (limit ${policy.maxActivePerUser})`,
+      `you already have ${plural(snap.userActive, 'job')} queued or running (limit ${policy.maxActivePerUser})`,
       'wait for one to finish, or cancel one with `/cancel`',
     );
   }
   if (rules.maxActivePerUser !== undefined && snap.userActiveOfKind >= rules.maxActivePerUser) {
     throw new QuotaExceededError(
       'active',
-      `you already have ${snap.userActiveOfKind} ${kind} job${snap.userActiveOfKind === 1 ? '' : 's'} queued or running (limit ${rules.maxActivePerUser})`,
+      `you already have ${plural(snap.userActiveOfKind, `${kind} job`)} queued or running (limit ${rules.maxActivePerUser})`,
       'wait for it to finish, or cancel it with `/cancel`',
     );
   }

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { UserError } from '../errors.ts';
 import { logger } from '../log.ts';
+import { plural } from '../text.ts';
 import { type Tensor, tf } from './tf.ts';
 
 export const BACKEND_NAMES = ['auto', 'webgpu', 'wasm', 'cpu', 'tensorflow'] as const;
@@ -219,7 +220,7 @@ async function startWasm(): Promise<StartedBackend> {
   const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
   const threads = wasm.getThreadsCount();
   return {
-    detail: `XNNPACK ${simd ? 'SIMD' : 'without SIMD'}, ${threads} thread${threads === 1 ? '' : 's'}`,
+    detail: `XNNPACK ${simd ? 'SIMD' : 'without SIMD'}, ${plural(threads, 'thread')}`,
   };
 }
 

@@ -9,9 +9,10 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { plannedImages, plural } from '../../src/cli/commands/finetune.ts';
+import { plannedImages } from '../../src/cli/commands/finetune.ts';
 import { checkpointOutput, imageFormatOf, parseNumber } from '../../src/cli/options.ts';
 import { readCheckpointInfo } from '../../src/model/checkpoint/info.ts';
+import { plural } from '../../src/text.ts';
 
 const execFileAsync = promisify(execFile);
 const REPO = join(import.meta.dirname, '../..');

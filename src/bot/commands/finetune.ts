@@ -14,6 +14,7 @@ import {
 } from 'discord.js';
 import { sniffArchive, sniffImage } from '../../datasets/sniff.ts';
 import { isUserError, UserError } from '../../errors.ts';
+import { plural } from '../../text.ts';
 import type { InteractionContext, SlashCommand } from '../command.ts';
 import { downloadAttachment } from '../download.ts';
 import { Colors, messageLink, progressBar } from '../replies.ts';
@@ -93,8 +94,7 @@ function stageEmbed(name: string, stage: string): EmbedBuilder {
 
 /** What the admin reads before the training starts: what was kept, how, and what was not. */
 export function datasetSummary(name: string, imported: ImportedDataset): string {
-  const n = (count: number, word: string) => `${count} ${word}${count === 1 ? '' : 's'}`;
-  const lines = [`Dataset for **${name}**: ${n(imported.images, 'image')} kept.`];
+  const lines = [`Dataset for **${name}**: ${plural(imported.images, 'image')} kept.`];
   const by = imported.keptBy;
   if (by && by.faces > 0 && by.center > 0)
     lines.push(
@@ -103,7 +103,9 @@ export function datasetSummary(name: string, imported: ImportedDataset): string 
   else if (by?.center) lines.push('All centre-cropped (no face detected, or align:center).');
   else if (by?.faces) lines.push('All aligned on a detected face.');
   if (imported.skipped > 0)
-    lines.push(`${n(imported.skipped, 'file')} not used${imported.notUsed ? ` (${imported.notUsed})` : ''}.`);
+    lines.push(
+      `${plural(imported.skipped, 'file')} not used${imported.notUsed ? ` (${imported.notUsed})` : ''}.`,
+    );
   if (imported.contactSheet) lines.push('The kept images are below.');
   lines.push('Starting the fine-tune…');
   return lines.join('\n');

@@ -1,5 +1,6 @@
 // /leaderboard [period]: this server's most voted results and creators.
 import { EmbedBuilder, InteractionContextType, SlashCommandBuilder } from 'discord.js';
+import { plural } from '../../text.ts';
 import type { SlashCommand } from '../command.ts';
 import { Colors, messageLink, truncate } from '../replies.ts';
 
@@ -46,7 +47,7 @@ export const leaderboard: SlashCommand = {
               const link = r.messageId
                 ? ` · [view](${messageLink(r.guildId, r.channelId, r.messageId)})`
                 : '';
-              return `${MEDALS[i] ?? `**${i + 1}.**`} ${r.votes} vote${r.votes === 1 ? '' : 's'} · ${r.title} · <@${r.authorId}>${link}`;
+              return `${MEDALS[i] ?? `**${i + 1}.**`} ${plural(r.votes, 'vote')} · ${r.title} · <@${r.authorId}>${link}`;
             })
             .join('\n'),
           4096,
@@ -57,7 +58,7 @@ export const leaderboard: SlashCommand = {
         value: creators
           .map(
             (c, i) =>
-              `${i + 1}. <@${c.authorId}>: ${c.votes} vote${c.votes === 1 ? '' : 's'} on ${c.results} result${c.results === 1 ? '' : 's'}`,
+              `${i + 1}. <@${c.authorId}>: ${plural(c.votes, 'vote')} on ${plural(c.results, 'result')}`,
           )
           .join('\n'),
       });

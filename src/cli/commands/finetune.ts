@@ -30,6 +30,7 @@ import {
 } from '../../model/train/trainer.ts';
 import { bestScored, formatScore, readSnapshotScores } from '../../pipelines/score/best.ts';
 import { DEFAULT_SNAPSHOT_SCORING, TrainingSetScorer } from '../../pipelines/score/training.ts';
+import { plural } from '../../text.ts';
 import {
   type ArchitectureFlags,
   addArchitectureOptions,
@@ -233,10 +234,6 @@ export async function readScoreCurve(
  */
 export function plannedImages(epochs: number, itemsPerEpoch: number, batchSize: number): number {
   return Math.ceil((epochs * itemsPerEpoch) / batchSize) * batchSize;
-}
-
-export function plural(n: number, word: string): string {
-  return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
 
 function round(v: number, digits = 3): number {

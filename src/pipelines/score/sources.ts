@@ -21,6 +21,7 @@ import {
 import { Generator } from '../../model/networks/generator.ts';
 import { generateFromSeeds } from '../../model/sampling.ts';
 import { NumpyRandomState } from '../../model/seeds.ts';
+import { plural } from '../../text.ts';
 
 const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.webp']);
 // Transparent areas become white, as the dataset builder and the trainer do.
@@ -80,7 +81,7 @@ export function pickIndices(total: number, count: number, seed: number): number[
 
 function tooFew(what: string, found: number, needed: number): UserError {
   return new UserError(
-    `${what} has ${found} image${found === 1 ? '' : 's'}, fewer than the ${needed} asked for`,
+    `${what} has ${plural(found, 'image')}, fewer than the ${needed} asked for`,
     `pass --num ${found} or fewer, or add images`,
   );
 }
