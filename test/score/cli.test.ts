@@ -71,6 +71,11 @@ describe('facestyle score', () => {
     expect(report.kid).toBeGreaterThan(0);
     expect(report.kid_std).toBeGreaterThan(0);
     expect(report.fid).toBeGreaterThan(0);
+    // Eight different cartoon people on each side: variety on both, and the ratio is theirs.
+    expect(report.diversity_samples).toBe(8);
+    expect(report.diversity_fake).toBeGreaterThan(0);
+    expect(report.diversity_real).toBeGreaterThan(0);
+    expect(report.diversity_ratio).toBeCloseTo(report.diversity_fake / report.diversity_real, 10);
   });
 
   it('renders a checkpoint at its resolution, seeds from --seed, and takes every real image by default', async () => {

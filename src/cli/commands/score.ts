@@ -83,7 +83,10 @@ export function register(program: Command): void {
           `(${report.num_fake} generated vs ${report.num_real} real at ${report.resolution}px, ` +
           `${report.num_subsets} subsets of ${report.subset_size}; features ${report.features}; ` +
           `${report.seconds.toFixed(1)} s)\n` +
-          (report.fid !== undefined ? `FID on the same features ${report.fid.toFixed(3)}\n` : ''),
+          (report.fid !== undefined ? `FID on the same features ${report.fid.toFixed(3)}\n` : '') +
+          `diversity (mean pairwise feature distance of ${report.diversity_samples} images): generated ` +
+          `${report.diversity_fake.toFixed(3)}, real ${report.diversity_real.toFixed(3)} ` +
+          `(${(100 * report.diversity_ratio).toFixed(0)}%)\n`,
       );
     });
 }

@@ -6,6 +6,7 @@ import type { RgbImage } from '../../images/tensor-image.ts';
 import { readCheckpointInfo } from '../../model/checkpoint/info.ts';
 import { disposeCheckpoint, generatorParams } from '../../model/checkpoint/io.ts';
 import { Generator } from '../../model/networks/generator.ts';
+import { DIVERSITY_SAMPLES, meanPairwiseDistance } from './diversity.ts';
 import { DEFAULT_FEATURE_NETWORK, featureNetwork, sharedFeatureExtractor } from './features.ts';
 import { frechetDistance } from './fid.ts';
 import { KID_DEFAULTS, kernelInceptionDistance } from './kid.ts';
@@ -44,6 +45,14 @@ export interface ScoreReport {
   kid_std: number;
   /** FID on the same features (not Inception FID), with --fid. */
   fid?: number;
+  /**
+   * Mean pairwise feature distance of the first `diversity_samples` images of each side (see
+   * diversity.ts), and generated / real: below 1, the model shows less variety than its set.
+   */
+  diversity_fake: number;
+  diversity_real: number;
+  diversity_ratio: number;
+  diversity_samples: number;
   num_real: number;
   num_fake: number;
   /** The feature network (id: description). */
@@ -137,11 +146,18 @@ export async function scoreSources(req: ScoreRequest): Promise<ScoreReport> {
   });
   if (req.fid) req.onStage?.('FID on the same features');
   const fid = req.fid ? frechetDistance(realFeatures, fakeFeatures) : undefined;
+  const diversitySamples = Math.min(DIVERSITY_SAMPLES, realFeatures.count, fakeFeatures.count);
+  const diversityFake = meanPairwiseDistance(fakeFeatures, diversitySamples);
+  const diversityReal = meanPairwiseDistance(realFeatures, diversitySamples);
   return {
     metric: network.scoreName,
     kid: result.kid,
     kid_std: result.kidStd,
     ...(fid !== undefined ? { fid } : {}),
+    diversity_fake: diversityFake,
+    diversity_real: diversityReal,
+    diversity_ratio: diversityFake / diversityReal,
+    diversity_samples: diversitySamples,
     num_real: realImages.length,
     num_fake: fakeImages.length,
     features: `${network.id}: ${network.description}`,
