@@ -3,7 +3,13 @@
 // under the names the offline demo and the bot look for: demo-faces, and demo-<style> by epoch.
 //
 //   node --import tsx scripts/publish-demo-models.ts BASE_SNAPSHOT STYLE_RUN_DIR \
-//     [--epochs 6,12,18,40,120] [--style demo-lorelei] [--out checkpoints]
+//     [--epochs 6,12,18,40,120] [--style demo-lorelei] [--out checkpoints] \
+//     [--recipe demo64,faces=10000,seed=0,target=10] [--continues START_CHECKPOINT]
+//
+// --recipe records the base's progress through the recipe in meta.extra.recipe (epochs and kimg
+// from scratch, the target, each run's share), which train-demo-models.sh reads to continue an
+// interim release on a machine without runs/; --continues names the interim release that the base
+// run started from, whose totals this run adds to.
 //
 // Weights are published as trained, noise inputs included: the first 32x32 models had their
 // noise_strength zeroed here because G had turned the noise into speckle; the 64x64 recipe keeps
@@ -13,6 +19,7 @@ import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { initBackend } from '../src/model/backend.ts';
+import { readCheckpointInfo } from '../src/model/checkpoint/info.ts';
 import {
   type CheckpointMeta,
   disposeCheckpoint,
@@ -28,6 +35,8 @@ const { values, positionals } = parseArgs({
     epochs: { type: 'string' },
     style: { type: 'string', default: 'demo-lorelei' },
     out: { type: 'string', default: 'checkpoints' },
+    recipe: { type: 'string' },
+    continues: { type: 'string' },
   },
 });
 const [basePath, styleRun] = positionals;
@@ -60,13 +69,57 @@ if (ladder && snapshots.length !== ladder.size) {
 
 await initBackend('cpu');
 await mkdir(outDir, { recursive: true });
+/** The recipe's progress, stored in meta.extra.recipe of a published base. */
+interface RecipeProgress {
+  name: string;
+  faces: number;
+  seed: number;
+  targetEpochs: number;
+  /** Base epochs and kimg from scratch, over every run. */
+  epochs: number;
+  kimg: number;
+  interim: boolean;
+  runs: { epochs: number; kimg: number; finishedAt: string | undefined }[];
+}
+
+/** `demo64,faces=10000,seed=0,target=10` -> the fields of RecipeProgress it names. */
+function parseRecipe(text: string): Pick<RecipeProgress, 'name' | 'faces' | 'seed' | 'targetEpochs'> {
+  const [name, ...pairs] = text.split(',');
+  const fields = Object.fromEntries(pairs.map((p) => p.split('=')).map(([k, v]) => [k, Number(v)]));
+  for (const key of ['faces', 'seed', 'target']) {
+    if (!Number.isInteger(fields[key])) {
+      console.error(`--recipe ${text}: ${key}=N missing (e.g. demo64,faces=10000,seed=0,target=10)`);
+      process.exit(2);
+    }
+  }
+  return { name, faces: fields.faces, seed: fields.seed, targetEpochs: fields.target };
+}
+
 const base = await loadCheckpoint(basePath);
-await saveCheckpoint(
-  join(outDir, `${BASE}.safetensors`),
-  { ...base, meta: published(base.meta, BASE, 'demo') },
-  { dtype: 'F16' },
-);
-console.log(`${join(outDir, BASE)}.safetensors (epoch ${base.meta.epoch}, ${base.meta.kimg} kimg)`);
+let baseMeta = published(base.meta, BASE, 'demo');
+if (values.recipe) {
+  const before = values.continues
+    ? ((await readCheckpointInfo(values.continues)).meta.extra?.recipe as RecipeProgress | undefined)
+    : undefined;
+  if (values.continues && !before) {
+    console.error(`${values.continues} has no recipe progress: it is not an interim release`);
+    process.exit(1);
+  }
+  const run = { epochs: base.meta.epoch ?? 0, kimg: base.meta.kimg ?? 0, finishedAt: base.meta.createdAt };
+  const recipe: RecipeProgress = {
+    ...parseRecipe(values.recipe),
+    epochs: (before?.epochs ?? 0) + run.epochs,
+    kimg: (before?.kimg ?? 0) + run.kimg,
+    interim: false,
+    runs: [...(before?.runs ?? []), run],
+  };
+  recipe.interim = recipe.epochs < recipe.targetEpochs;
+  // From scratch over all its runs: no parent, and epoch and kimg count from the first.
+  const { parent: _continued, ...rest } = baseMeta;
+  baseMeta = { ...rest, epoch: recipe.epochs, kimg: recipe.kimg, extra: { ...rest.extra, recipe } };
+}
+await saveCheckpoint(join(outDir, `${BASE}.safetensors`), { ...base, meta: baseMeta }, { dtype: 'F16' });
+console.log(`${join(outDir, BASE)}.safetensors (epoch ${baseMeta.epoch}, ${baseMeta.kimg} kimg)`);
 disposeCheckpoint(base);
 
 for (const stale of (await readdir(outDir)).filter((f) => f.startsWith(`${style}-epoch`))) {
