@@ -4,12 +4,18 @@
 //
 //   node --import tsx scripts/publish-demo-models.ts BASE_SNAPSHOT STYLE_RUN_DIR \
 //     [--epochs 6,12,18,40,120] [--style demo-lorelei] [--out checkpoints] \
-//     [--recipe demo64,faces=10000,seed=0,target=10] [--continues START_CHECKPOINT]
+//     [--recipe demo64,faces=10000,seed=0,target=10] [--continues START_CHECKPOINT] \
+//     [--base-data DIR --style-data DIR [--score-samples 256]]
 //
 // --recipe records the base's progress through the recipe in meta.extra.recipe (epochs and kimg
 // from scratch, the target, each run's share), which train-demo-models.sh reads to continue an
 // interim release on a machine without runs/; --continues names the interim release that the base
 // run started from, whose totals this run adds to.
+//
+// With --base-data and --style-data every published model is scored against its own training set
+// with the same number of images (a fine-tune's own snapshot scores are cut to a tenth of an
+// epoch's time, which for 800-image style epochs is few images), exactly as a fine-tune scores a
+// snapshot; the score replaces meta.scores, so /models and "the best-scored epoch" compare alike.
 //
 // Weights are published as trained, noise inputs included: the first 32x32 models had their
 // noise_strength zeroed here because G had turned the noise into speckle; the 64x64 recipe keeps
@@ -19,6 +25,7 @@ import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { initBackend } from '../src/model/backend.ts';
+import type { Checkpoint, ModelScore } from '../src/model/checkpoint/format.ts';
 import { readCheckpointInfo } from '../src/model/checkpoint/info.ts';
 import {
   type CheckpointMeta,
@@ -26,6 +33,9 @@ import {
   loadCheckpoint,
   saveCheckpoint,
 } from '../src/model/checkpoint/io.ts';
+import { Generator } from '../src/model/networks/generator.ts';
+import { TrainingSet } from '../src/model/train/data.ts';
+import { TrainingSetScorer } from '../src/pipelines/score/training.ts';
 
 const BASE = 'demo-faces';
 
@@ -37,6 +47,9 @@ const { values, positionals } = parseArgs({
     out: { type: 'string', default: 'checkpoints' },
     recipe: { type: 'string' },
     continues: { type: 'string' },
+    'base-data': { type: 'string' },
+    'style-data': { type: 'string' },
+    'score-samples': { type: 'string', default: '256' },
   },
 });
 const [basePath, styleRun] = positionals;
@@ -67,7 +80,31 @@ if (ladder && snapshots.length !== ladder.size) {
   process.exit(1);
 }
 
-await initBackend('cpu');
+if ((values['base-data'] === undefined) !== (values['style-data'] === undefined)) {
+  console.error('--base-data and --style-data go together: each model is scored against its own set');
+  process.exit(2);
+}
+const scoreSamples = Number(values['score-samples']);
+const scorers = new Map<string, TrainingSetScorer>();
+/** The checkpoint's G_ema against the training images in `dir`, as a fine-tune scores a snapshot. */
+async function scoreAgainst(ckpt: Checkpoint, dir: string | undefined): Promise<ModelScore[] | undefined> {
+  if (dir === undefined) return ckpt.meta.scores;
+  let scorer = scorers.get(dir);
+  if (!scorer) {
+    const data = await TrainingSet.fromFolder(dir, ckpt.config.G.resolution);
+    scorer = new TrainingSetScorer(data, { samples: scoreSamples, budget: Number.POSITIVE_INFINITY });
+    scorers.set(dir, scorer);
+  }
+  const outcome = await scorer.score(new Generator(ckpt.config.G, ckpt.G_ema!), 1);
+  if (!outcome.score) throw new Error(`${ckpt.path} was not scored: ${outcome.skipped}`);
+  console.log(
+    `  ${outcome.score.metric} ${outcome.score.kid.toFixed(4)} ± ${outcome.score.kidStd.toFixed(4)}`,
+  );
+  return [outcome.score];
+}
+
+// Scoring renders hundreds of images: wasm, as training (the cpu backend would take an hour).
+await initBackend(values['base-data'] === undefined ? 'cpu' : 'wasm');
 await mkdir(outDir, { recursive: true });
 /** The recipe's progress, stored in meta.extra.recipe of a published base. */
 interface RecipeProgress {
@@ -118,6 +155,8 @@ if (values.recipe) {
   const { parent: _continued, ...rest } = baseMeta;
   baseMeta = { ...rest, epoch: recipe.epochs, kimg: recipe.kimg, extra: { ...rest.extra, recipe } };
 }
+const baseScores = await scoreAgainst(base, values['base-data']);
+if (baseScores) baseMeta = { ...baseMeta, scores: baseScores };
 await saveCheckpoint(join(outDir, `${BASE}.safetensors`), { ...base, meta: baseMeta }, { dtype: 'F16' });
 console.log(`${join(outDir, BASE)}.safetensors (epoch ${baseMeta.epoch}, ${baseMeta.kimg} kimg)`);
 disposeCheckpoint(base);
@@ -133,7 +172,11 @@ for (const { file, epoch } of snapshots) {
     out,
     {
       config: { G: snap.config.G },
-      meta: { ...published(snap.meta, style, snap.meta.kind), parent: BASE },
+      meta: {
+        ...published(snap.meta, style, snap.meta.kind),
+        parent: BASE,
+        scores: await scoreAgainst(snap, values['style-data']),
+      },
       G_ema: snap.G_ema,
     },
     { dtype: 'F16' },

@@ -141,5 +141,6 @@ fi
 recipe="demo$RES,faces=$FACES,seed=$SEED,target=$BASE_EPOCHS"
 node --import tsx scripts/publish-demo-models.ts "$base" "$style_run" \
   --epochs "$STYLE_LADDER" --style "demo-$STYLE" --out "$PUBLISH" --recipe "$recipe" \
+  --base-data "$faces_dir" --style-data "$style_dir" \
   $([ "$start" = scratch ] || echo --continues "$start")
 du -ch "$PUBLISH"/demo-*.safetensors | tail -n 1
