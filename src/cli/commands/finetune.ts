@@ -4,7 +4,8 @@
 // for the bot) and to runs/NAME/losses.png and scores.png (KID by epoch, docs/score.md), redrawn at
 // every snapshot; the end names the best-scored epoch. Ctrl-C stops after the
 // current minibatch and keeps the snapshots; running the same command again resumes.
-import { appendFile, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { appendFileSync } from 'node:fs';
+import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { IMAGES_DIR } from '../../datasets/index.ts';
@@ -371,7 +372,10 @@ export function register(program: Command): void {
           D: round(e.losses.D ?? Number.NaN),
           p: round(e.augmentP),
         });
-        await appendFile(progressLog, `${JSON.stringify({ t: new Date().toISOString(), ...e })}\n`);
+        // Synchronous on purpose: on wasm the loop yields to the event loop once per minibatch, and
+        // an async append (open, write, close) took three of those turns, so the log fell ever
+        // further behind training (a third of the steps an hour in) with wrong timestamps.
+        appendFileSync(progressLog, `${JSON.stringify({ t: new Date().toISOString(), ...e })}\n`);
         if (e.snapshot) {
           await writeLossCurve(
             join(outDir, 'losses.png'),
