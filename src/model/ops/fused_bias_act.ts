@@ -226,3 +226,20 @@ export function fusedBiasAct(inputs: FusedBiasActInputs, attrs: FusedBiasActAttr
   const kernel = ensureRegistered(partsOf(named));
   return tf.engine().runKernel(kernel, named, { ...attrs } as unknown as tf.NamedAttrMap) as tf.Tensor;
 }
+
+/**
+ * The backward kernel alone: dz * gain * act'(t) * [inside the clamp], t = x * d + noise + b as in
+ * fusedBiasAct (differentiable to any order). With only x given, x may be the forward's output
+ * instead of t when there is no clamp: gain > 0 keeps t's sign.
+ */
+export function fusedBiasActGrad(
+  dz: tf.Tensor,
+  x: tf.Tensor,
+  attrs: FusedBiasActAttrs,
+  rest: Partial<Record<Part, tf.Tensor | null>> = {},
+): tf.Tensor {
+  const named = namedInputs(x, rest);
+  const parts = partsOf(named);
+  ensureRegistered(parts);
+  return runBackward(dz, named, parts, attrs);
+}
