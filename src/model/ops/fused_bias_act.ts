@@ -180,20 +180,15 @@ function ensureRegistered(parts: Part[]): string {
       // shared tensor would be freed after the first); it lives until the backward pass ends.
       const pre = runBackward(dy as tf.Tensor, byName, parts, a);
       const gt = () => pre;
-      // The multiplier of x: d, or 1 / sqrt(v + eps) (tf ops: differentiable again).
-      const m = () => (byName.d ? byName.d : byName.v ? tf.rsqrt(tf.add(byName.v, DEMOD_EPS)) : null);
+      // The multiplier of x, likewise once: d, or 1 / sqrt(v + eps) (tf ops: differentiable again).
+      const k = byName.d ?? (byName.v ? tf.rsqrt(tf.add(byName.v, DEMOD_EPS)) : null);
       const grads: Record<string, () => tf.Tensor> = {
-        x: () => {
-          const k = m();
-          return k ? tf.mul(gt(), k) : gt();
-        },
+        x: () => (k ? tf.mul(gt(), k) : gt()),
       };
       if (byName.d) grads.d = () => reduceTo(tf.mul(gt(), byName.x), byName.d.shape);
       if (byName.v)
-        grads.v = () => {
-          const k = m()!;
-          return tf.mul(reduceTo(tf.mul(gt(), byName.x), byName.v.shape), tf.mul(tf.pow(k, 3), -0.5));
-        };
+        grads.v = () =>
+          tf.mul(reduceTo(tf.mul(gt(), byName.x), byName.v.shape), tf.mul(tf.pow(k!, 3), -0.5));
       if (byName.noise)
         grads.noise = () => reduceTo(byName.ns ? tf.mul(gt(), byName.ns) : gt(), byName.noise.shape);
       if (byName.ns) grads.ns = () => reduceTo(tf.mul(gt(), byName.noise), byName.ns.shape);
