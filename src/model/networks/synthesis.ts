@@ -3,6 +3,7 @@ import { ACTIVATION_GAIN, type BiasActOptions, biasAct } from '../ops/bias_act.t
 import { conv2d, conv2dResample, derivedFromWeight } from '../ops/conv.ts';
 import { upsample2d } from '../ops/upfirdn2d.ts';
 import { dense } from '../ops/webgpu/dense.ts';
+import { modulate } from '../ops/webgpu/modulate.ts';
 import type { ParamStore } from '../params.ts';
 import { tf } from '../tf.ts';
 import { assertShape, broadcastCopies, FullyConnectedLayer, Module } from './layers.ts';
@@ -10,6 +11,13 @@ import { type SynthesisBlockShape, synthesisBlocks } from './specs.ts';
 
 export interface SynthesisOptions {
   noiseMode?: NoiseMode;
+}
+
+/** x [N,H,W,I] times the styles [N,I] per sample and channel (on webgpu one program each way). */
+function modulateInput(x: tf.Tensor4D, styles: tf.Tensor2D): tf.Tensor4D {
+  if (tf.getBackend() === 'webgpu') return modulate(x, styles);
+  const [n, , , c] = x.shape;
+  return tf.mul(x, tf.reshape(styles, [n, 1, 1, c]));
 }
 
 /**
@@ -39,7 +47,7 @@ export function modulatedConv2d(
     wi === inChannels && styles.shape[1] === inChannels,
     () => `modulatedConv2d: channel mismatch`,
   );
-  let y = tf.mul(x, tf.reshape(styles, [n, 1, 1, inChannels])) as tf.Tensor4D;
+  let y = modulateInput(x, styles);
   y = conv2dResample(y, weight, { up: opts.up ?? 1, padding: opts.padding, flipWeight: opts.flipWeight });
   let demodSquareSum: tf.Tensor | null = null;
   if (opts.demodulate) {
@@ -154,9 +162,8 @@ export class ToRGBLayer extends Module {
   }
 
   forward(params: ParamStore, x: tf.Tensor4D, w: tf.Tensor2D): tf.Tensor4D {
-    const n = x.shape[0];
     const styles = this.affine.forward(params, w, this.weightGain);
-    let y = tf.mul(x, tf.reshape(styles, [n, 1, 1, this.inChannels])) as tf.Tensor4D;
+    let y = modulateInput(x, styles);
     y = conv2d(y, this.p(params, 'weight') as tf.Tensor4D);
     return biasAct(y, this.p(params, 'bias'), { act: 'linear', clamp: this.convClamp });
   }

@@ -11,6 +11,7 @@
 // The second is linear in dz and piecewise constant in the rest, so its own gradient is itself
 // (in dz) and zero (elsewhere): the set closes.
 import { tf } from '../tf.ts';
+import { channelSum } from './webgpu/modulate.ts';
 
 const FORWARD = 'FacestyleBiasAct';
 const BACKWARD = 'FacestyleBiasActGrad';
@@ -137,10 +138,25 @@ function run(backward: boolean) {
   };
 }
 
-/** Sums a gradient of x's shape down to the shape of a broadcast input. */
-function reduceTo(g: tf.Tensor, shape: number[]): tf.Tensor {
-  const axes = tf.backend_util.getReductionAxes(shape, g.shape);
-  const summed = axes.length > 0 ? tf.sum(g, axes) : g;
+/**
+ * Sums a gradient of x's shape (times `factor`, also of x's shape) down to the shape of a broadcast
+ * input. Per-channel shapes ([C], [N,1,1,C], [1,1,1,C]) take one channel-sum program; tfjs's sum
+ * over axes before the innermost is a transpose and a reduction.
+ */
+function reduceTo(g: tf.Tensor, shape: number[], factor: tf.Tensor | null = null): tf.Tensor {
+  const aligned = [...Array(g.rank - shape.length).fill(1), ...shape];
+  const c = g.shape[g.rank - 1];
+  const perChannel =
+    g.rank >= 2 &&
+    aligned[g.rank - 1] === c &&
+    (aligned[0] === 1 || aligned[0] === g.shape[0]) &&
+    aligned.slice(1, -1).every((d) => d === 1);
+  if (perChannel && (!factor || tf.util.arraysEqual(factor.shape, g.shape))) {
+    return tf.reshape(channelSum(g, factor, aligned[0] === 1 && g.shape[0] > 1), shape);
+  }
+  const t = factor ? tf.mul(g, factor) : g;
+  const axes = tf.backend_util.getReductionAxes(shape, t.shape);
+  const summed = axes.length > 0 ? tf.sum(t, axes) : t;
   return tf.reshape(summed, shape);
 }
 
@@ -185,10 +201,9 @@ function ensureRegistered(parts: Part[]): string {
       const grads: Record<string, () => tf.Tensor> = {
         x: () => (k ? tf.mul(gt(), k) : gt()),
       };
-      if (byName.d) grads.d = () => reduceTo(tf.mul(gt(), byName.x), byName.d.shape);
+      if (byName.d) grads.d = () => reduceTo(gt(), byName.d.shape, byName.x);
       if (byName.v)
-        grads.v = () =>
-          tf.mul(reduceTo(tf.mul(gt(), byName.x), byName.v.shape), tf.mul(tf.pow(k!, 3), -0.5));
+        grads.v = () => tf.mul(reduceTo(gt(), byName.v.shape, byName.x), tf.mul(tf.pow(k!, 3), -0.5));
       if (byName.noise)
         grads.noise = () => reduceTo(byName.ns ? tf.mul(gt(), byName.ns) : gt(), byName.noise.shape);
       if (byName.ns) grads.ns = () => reduceTo(tf.mul(gt(), byName.noise), byName.ns.shape);
