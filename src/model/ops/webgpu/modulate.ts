@@ -11,6 +11,7 @@
 // modulations by the upstream gradient), so the set differentiates to any order.
 import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
 import { tf } from '../../tf.ts';
+import { SumPartialsProgram } from './conv2d_filter_grad.ts';
 
 const MODULATE = 'FacestyleModulate';
 const CHANNEL_SUM = 'FacestyleChannelSum';
@@ -18,6 +19,26 @@ const WORKGROUP = 64;
 /** Channels per ChannelSum workgroup, and lanes splitting its pixels. */
 const TILE_C = 16;
 const LANES = 16;
+/** Enough workgroups to fill a large GPU: fewer outputs than this split their sums (split-K). */
+const TARGET_WORKGROUPS = 256;
+/** Each split adds up at least this many rows (256 per lane), so it outweighs its partial's write. */
+const MIN_ROWS_PER_SPLIT = 16 * 256;
+/** WebGPU's guaranteed maxComputeWorkgroupsPerDimension. */
+const MAX_WORKGROUPS_PER_DIMENSION = 65535;
+
+/**
+ * How the `length` rows summed into each output are cut across workgroups: `splits` ranges of
+ * `perSplit` rows. One split (one dispatch) unless the outputs alone give a large GPU too few
+ * workgroups and the sums are long: a bias gradient at 256x256 would otherwise run in 4 workgroups.
+ */
+export function channelSumSplits(outRows: number, channels: number, length: number) {
+  const workgroups = outRows * Math.ceil(channels / TILE_C);
+  const wanted = Math.ceil(TARGET_WORKGROUPS / workgroups);
+  const byWork = Math.max(1, Math.floor(length / MIN_ROWS_PER_SPLIT));
+  const splits = Math.max(1, Math.min(wanted, byWork, MAX_WORKGROUPS_PER_DIMENSION));
+  const perSplit = Math.ceil(length / splits);
+  return { splits: Math.ceil(length / perSplit), perSplit };
+}
 
 /** [n, p, c]: the batch, the pixels between, the channels (at least rank 2). */
 function dims(shape: number[]): [number, number, number] {
@@ -56,9 +77,10 @@ class ModulateProgram implements WebGPUProgram {
 }
 
 /**
- * One workgroup per (output row, 16 channels); 16 lanes stride over the pixels (and samples), then
- * add up in workgroup memory. The channel is the fastest index: neighbouring threads read
- * neighbouring floats.
+ * One workgroup per (output row, 16 channels, split); 16 lanes stride over the split's rows (pixels,
+ * and samples for a sum over the batch: both are contiguous), then add up in workgroup memory. The
+ * channel is the fastest index: neighbouring threads read neighbouring floats. With several splits
+ * the output is [splits, rows, C] partial sums, added by a second pass.
  */
 class ChannelSumProgram implements WebGPUProgram {
   readonly variableNames: string[];
@@ -67,16 +89,17 @@ class ChannelSumProgram implements WebGPUProgram {
   readonly dispatchLayout = { x: [1], y: [0] };
   readonly dispatch: [number, number, number];
   readonly workgroupSize: [number, number, number] = [TILE_C, LANES, 1];
-  readonly uniforms = 'channels : i32, pixels : i32, samples : i32,';
+  readonly uniforms = 'channels : i32, length : i32, perSplit : i32,';
 
   constructor(
     rows: number,
     channels: number,
+    splits: number,
     private readonly product: boolean,
   ) {
-    this.outputShape = [rows, channels];
+    this.outputShape = [splits * rows, channels];
     this.variableNames = product ? ['sumA', 'sumB'] : ['sumA'];
-    this.dispatch = [Math.ceil(channels / TILE_C), rows, 1];
+    this.dispatch = [Math.ceil(channels / TILE_C), rows, splits];
     this.shaderKey = `facestyle_channel_sum_${product}`;
   }
 
@@ -90,15 +113,16 @@ class ChannelSumProgram implements WebGPUProgram {
         let lane = i32(localId.y);
         let c = i32(workgroupId.x) * ${TILE_C} + lx;
         let row = i32(workgroupId.y);
+        let split = i32(workgroupId.z);
+        let rowsOut = i32(numWorkgroups.y);
+        // This output row's rows are [row * length, (row + 1) * length); this split's, a range of them.
+        let begin = row * uniforms.length + split * uniforms.perSplit;
+        let end = row * uniforms.length + min((split + 1) * uniforms.perSplit, uniforms.length);
         var acc = 0.0;
         if (c < uniforms.channels) {
-          // One output row per sample, or one for the whole batch (samples = the batch).
-          for (var s = 0; s < uniforms.samples; s = s + 1) {
-            let base = (row + s) * uniforms.pixels;
-            for (var p = lane; p < uniforms.pixels; p = p + ${LANES}) {
-              let i = (base + p) * uniforms.channels + c;
-              acc = acc + ${term};
-            }
+          for (var r = begin + lane; r < end; r = r + ${LANES}) {
+            let i = r * uniforms.channels + c;
+            acc = acc + ${term};
           }
         }
         partial[lane * ${TILE_C} + lx] = acc;
@@ -110,7 +134,7 @@ class ChannelSumProgram implements WebGPUProgram {
           workgroupBarrier();
         }
         if (lane == 0 && c < uniforms.channels) {
-          result[row * uniforms.channels + c] = partial[lx];
+          result[(split * rowsOut + row) * uniforms.channels + c] = partial[lx];
         }
       }`;
   }
@@ -140,12 +164,26 @@ function runChannelSum({
   const [n, p, c] = dims(a.shape);
   const overBatch = attrs?.overBatch === true;
   const ordered = inputs.b ? [a, inputs.b as tf.TensorInfo] : [a];
-  const program = new ChannelSumProgram(overBatch ? 1 : n, c, ordered.length === 2);
-  return (backend as WebGPUBackend).runWebGPUProgram(program, ordered, 'float32', [
-    { type: 'int32', data: [c] },
-    { type: 'int32', data: [p] },
-    { type: 'int32', data: [overBatch ? n : 1] },
-  ]) as unknown as tf.TensorInfo;
+  const rows = overBatch ? 1 : n;
+  const length = overBatch ? n * p : p;
+  const { splits, perSplit } = channelSumSplits(rows, c, length);
+  const webgpu = backend as WebGPUBackend;
+  const partials = webgpu.runWebGPUProgram(
+    new ChannelSumProgram(rows, c, splits, ordered.length === 2),
+    ordered,
+    'float32',
+    [
+      { type: 'int32', data: [c] },
+      { type: 'int32', data: [length] },
+      { type: 'int32', data: [perSplit] },
+    ],
+  );
+  if (splits === 1) return partials as unknown as tf.TensorInfo;
+  const summed = webgpu.runWebGPUProgram(new SumPartialsProgram([rows, c]), [partials], 'float32', [
+    { type: 'int32', data: [splits] },
+  ]);
+  webgpu.disposeData(partials.dataId);
+  return summed as unknown as tf.TensorInfo;
 }
 
 /** g [rows, C] spread over `shape` ([N, ..., C]): every pixel (and sample, for one row) gets its row. */
