@@ -149,8 +149,9 @@ function gradients(dz: tf.Tensor2D, saved: tf.Tensor[], attrs: DenseAttrs, hasBi
   } else if (attrs.gain !== 1) {
     g = tf.mul(dz, attrs.gain);
   }
-  const squareOf = (squared: boolean): DenseSquare => (squared ? 'b' : 'none');
-  const squareOfA = (squared: boolean): DenseSquare => (squared ? 'a' : 'none');
+  // A squared input stays squared where it reappears as an operand of a gradient's product.
+  const onFirst = (squared: boolean): DenseSquare => (squared ? 'a' : 'none');
+  const onSecond = (squared: boolean): DenseSquare => (squared ? 'b' : 'none');
   const grads: Record<string, () => tf.Tensor> = {
     a: () => {
       const k = square === 'a' ? 2 * alpha : alpha;
@@ -160,14 +161,14 @@ function gradients(dz: tf.Tensor2D, saved: tf.Tensor[], attrs: DenseAttrs, hasBi
             ...LINEAR,
             transposeA: tB,
             transposeB: true,
-            square: squareOfA(square === 'b'),
+            square: onFirst(square === 'b'),
             alpha: k,
           })
         : dense(g, b, {
             ...LINEAR,
             transposeA: false,
             transposeB: !tB,
-            square: squareOf(square === 'b'),
+            square: onSecond(square === 'b'),
             alpha: k,
           });
       return square === 'a' ? tf.mul(d, a) : d;
@@ -180,14 +181,14 @@ function gradients(dz: tf.Tensor2D, saved: tf.Tensor[], attrs: DenseAttrs, hasBi
             ...LINEAR,
             transposeA: true,
             transposeB: tA,
-            square: squareOf(square === 'a'),
+            square: onSecond(square === 'a'),
             alpha: k,
           })
         : dense(a, g, {
             ...LINEAR,
             transposeA: !tA,
             transposeB: false,
-            square: squareOfA(square === 'a'),
+            square: onFirst(square === 'a'),
             alpha: k,
           });
       return square === 'b' ? tf.mul(d, b) : d;
