@@ -13,6 +13,8 @@ export interface KernelCounts {
   flops: number;
   /** Leaf kernels per name, most frequent first. */
   byName: Record<string, number>;
+  /** GPU programs per innermost kernel name, most frequent first (webgpu only; null elsewhere). */
+  programsByName: Record<string, number> | null;
 }
 
 type Shape = number[];
@@ -49,6 +51,12 @@ export function multiplyAdds(
     case 'FacestyleConv2DBackpropFilter': {
       // The webgpu filter-gradient program (ops/webgpu/conv2d_filter_grad.ts), a leaf kernel there.
       return size(inputs.dy) * (attrs.kh as number) * (attrs.kw as number) * inputs.x[3];
+    }
+    case 'FacestyleDense':
+    case 'FacestyleDense_bias': {
+      // The webgpu dense program (ops/webgpu/dense.ts): a product of depth K per output.
+      const a = inputs.a;
+      return size(out) * (attrs.transposeA ? a[0] : a[1]);
     }
     case 'FacestyleUpFirDn2D': {
       // The webgpu upfirdn2d program: k*k taps per output, of which 1/up^2 meet an input pixel.
@@ -91,18 +99,28 @@ export async function countKernels<T>(
   const engine = tf.engine() as unknown as {
     runKernel: (name: string, inputs: Record<string, tf.Tensor>, attrs?: tf.NamedAttrMap) => unknown;
   };
-  const counts: KernelCounts = { leafKernels: 0, gpuDispatches: null, flops: 0, byName: {} };
+  const counts: KernelCounts = {
+    leafKernels: 0,
+    gpuDispatches: null,
+    flops: 0,
+    byName: {},
+    programsByName: null,
+  };
   const originalRunKernel = engine.runKernel;
   // One frame per kernel in progress: whether it ran a nested kernel.
   const frames: boolean[] = [];
+  // The kernels in progress, innermost last: a GPU program belongs to the innermost.
+  const names: string[] = [];
   engine.runKernel = function (this: unknown, name, inputs, attrs = {}) {
     if (frames.length > 0) frames[frames.length - 1] = true;
     frames.push(false);
+    names.push(name);
     let out: unknown;
     try {
       out = originalRunKernel.call(this, name, inputs, attrs);
     } finally {
       const nested = frames.pop();
+      names.pop();
       if (!nested) {
         counts.leafKernels++;
         counts.byName[name] = (counts.byName[name] ?? 0) + 1;
@@ -120,14 +138,20 @@ export async function countKernels<T>(
   const originalRecord = backend?.recordAndSubmit;
   if (backend && originalRecord) {
     counts.gpuDispatches = 0;
+    counts.programsByName = {};
     backend.recordAndSubmit = function (this: unknown, ...args: unknown[]) {
       counts.gpuDispatches!++;
+      const name = names[names.length - 1] ?? '(outside kernels)';
+      counts.programsByName![name] = (counts.programsByName![name] ?? 0) + 1;
       return originalRecord.apply(this, args);
     };
   }
   try {
     const result = await fn();
-    counts.byName = Object.fromEntries(Object.entries(counts.byName).sort((a, b) => b[1] - a[1]));
+    const sorted = (m: Record<string, number>) =>
+      Object.fromEntries(Object.entries(m).sort((a, b) => b[1] - a[1]));
+    counts.byName = sorted(counts.byName);
+    if (counts.programsByName) counts.programsByName = sorted(counts.programsByName);
     return { result, counts };
   } finally {
     engine.runKernel = originalRunKernel;

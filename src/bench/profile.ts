@@ -85,6 +85,7 @@ export async function profile(o: ProfileOptions): Promise<Record<string, unknown
     result.g_forward_programs = programs(forward.counts);
     result.g_forward_kernels = forward.counts.leafKernels;
     result.g_forward_by_kernel = forward.counts.byName;
+    if (forward.counts.programsByName) result.g_forward_programs_by_kernel = forward.counts.programsByName;
     if (!o.forwardOnly) Object.assign(result, await trainingPhases(o, gCfg, dCfg, gParams, dParams));
   } finally {
     z.dispose();
@@ -142,10 +143,12 @@ async function trainingPhases(
       g_main_kernels: g.counts.leafKernels,
       g_main_gflop_per_image: Number((g.counts.flops / o.batch / 1e9).toFixed(3)),
       g_main_by_kernel: g.counts.byName,
+      ...(g.counts.programsByName ? { g_main_programs_by_kernel: g.counts.programsByName } : {}),
       d_main_programs: programs(d.counts),
       d_main_kernels: d.counts.leafKernels,
       d_main_gflop_per_image: Number((d.counts.flops / o.batch / 1e9).toFixed(3)),
       d_main_by_kernel: d.counts.byName,
+      ...(d.counts.programsByName ? { d_main_programs_by_kernel: d.counts.programsByName } : {}),
     };
   } finally {
     tf.dispose([reals, z]);

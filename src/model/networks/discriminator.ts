@@ -2,7 +2,14 @@ import { channelsAt, type DiscriminatorConfig } from '../config.ts';
 import { withConvOps } from '../ops/conv.ts';
 import type { ParamStore } from '../params.ts';
 import { tf } from '../tf.ts';
-import { assertShape, Conv2dLayer, FullyConnectedLayer, Module, type NetworkOptions } from './layers.ts';
+import {
+  assertShape,
+  broadcastCopies,
+  Conv2dLayer,
+  FullyConnectedLayer,
+  Module,
+  type NetworkOptions,
+} from './layers.ts';
 import {
   type DiscriminatorBlockShape,
   discriminatorBlocks,
@@ -89,8 +96,8 @@ export class MinibatchStdLayer {
     y = tf.mean(tf.square(y), 0); // [n, H*W*F, c]: variance over the group
     y = tf.sqrt(tf.add(y, 1e-8));
     y = tf.mean(tf.reshape(y, [groups, h * w, f, c / f]), [1, 3]); // [n, F]
-    y = tf.tile(tf.reshape(y, [1, groups, f]), [g, 1, 1]); // [G, n, F] -> sample order
-    y = tf.tile(tf.reshape(y, [n, 1, 1, f]), [1, h, w, 1]);
+    y = broadcastCopies(tf.reshape(y, [1, groups, f]), [g, groups, f]); // [G, n, F] -> sample order
+    y = broadcastCopies(tf.reshape(y, [n, 1, 1, f]), [n, h, w, f]);
     return tf.concat([x, y as tf.Tensor4D], 3);
   }
 }

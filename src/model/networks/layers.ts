@@ -2,8 +2,9 @@
 // NVlabs' networks_stylegan2.py. Each layer computes its forward pass from a ParamStore whose
 // tensors specs.ts declares (names, shapes in our layouts, initialisation).
 
-import { ACTIVATION_GAIN, type Activation, biasAct } from '../ops/bias_act.ts';
+import { ACTIVATION_GAIN, type Activation, biasAct, LRELU_ALPHA } from '../ops/bias_act.ts';
 import { type ConvOps, conv2dResample, derivedFromWeight } from '../ops/conv.ts';
+import { dense } from '../ops/webgpu/dense.ts';
 import { getParam, type ParamStore } from '../params.ts';
 import { tf } from '../tf.ts';
 
@@ -61,6 +62,19 @@ export class FullyConnectedLayer extends Module {
       () => `${this.prefix}: expected [N,${this.inFeatures}], got [${x.shape}]`,
     );
     tf.util.assert(outputGain === 1 || this.activation === 'linear', () => 'outputGain needs a linear layer');
+    if (tf.getBackend() === 'webgpu') {
+      // One dispatch: the stored weights and bias times their gains inside the product's pass.
+      const attrs = {
+        transposeA: false,
+        transposeB: false,
+        square: 'none' as const,
+        alpha: this.weightGain * outputGain,
+        beta: this.lrMultiplier * outputGain,
+        slope: this.activation === 'lrelu' ? LRELU_ALPHA : 1,
+        gain: ACTIVATION_GAIN[this.activation],
+      };
+      return dense(x, this.p(params, 'weight') as tf.Tensor2D, attrs, this.p(params, 'bias'));
+    }
     const w = scaled(this.p(params, 'weight'), this.weightGain * outputGain) as tf.Tensor2D;
     const b = scaled(this.p(params, 'bias'), this.lrMultiplier * outputGain);
     return biasAct(tf.matMul(x, w), b, { act: this.activation });
@@ -107,6 +121,19 @@ export class Conv2dLayer extends Module {
       clamp: convClamp == null ? null : convClamp * gain,
     });
   }
+}
+
+/**
+ * x repeated along its size-1 axes up to `shape` (as tf.tile), written as a broadcast add of zeros:
+ * its gradient is one sum, where tile's is a slice and an add per copy (on webgpu a GPU program each).
+ */
+export function broadcastCopies<T extends tf.Tensor>(x: T, shape: number[]): T {
+  const reps = shape.map((size, axis) => (x.shape[axis] === size ? 1 : size));
+  tf.util.assert(
+    shape.length === x.rank && shape.every((size, axis) => x.shape[axis] === size || x.shape[axis] === 1),
+    () => `broadcastCopies: [${x.shape}] does not broadcast to [${shape}]`,
+  );
+  return tf.add(x, tf.zeros(reps)) as T;
 }
 
 /** Shape assertion helper in the spirit of misc.assert_shape: null entries match any size. */

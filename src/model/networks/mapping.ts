@@ -1,7 +1,7 @@
 import type { GeneratorConfig } from '../config.ts';
 import type { ParamStore } from '../params.ts';
 import { tf } from '../tf.ts';
-import { assertShape, FullyConnectedLayer, Module } from './layers.ts';
+import { assertShape, broadcastCopies, FullyConnectedLayer, Module } from './layers.ts';
 import { mappingFeatures } from './specs.ts';
 
 export function normalize2ndMoment(x: tf.Tensor2D, eps = 1e-8): tf.Tensor2D {
@@ -47,7 +47,7 @@ export class MappingNetwork extends Module {
   }
 
   broadcast(w: tf.Tensor2D): tf.Tensor3D {
-    return tf.tile(tf.expandDims(w, 1), [1, this.numWs, 1]) as tf.Tensor3D;
+    return broadcastCopies(tf.expandDims(w, 1) as tf.Tensor3D, [w.shape[0], this.numWs, w.shape[1]]);
   }
 
   truncate(params: ParamStore, ws: tf.Tensor3D, { psi = 1, cutoff = null }: MappingOptions): tf.Tensor3D {

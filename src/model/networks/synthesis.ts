@@ -2,13 +2,22 @@ import { type GeneratorConfig, type NoiseMode, numWs } from '../config.ts';
 import { ACTIVATION_GAIN, type BiasActOptions, biasAct } from '../ops/bias_act.ts';
 import { conv2d, conv2dResample, derivedFromWeight } from '../ops/conv.ts';
 import { upsample2d } from '../ops/upfirdn2d.ts';
+import { dense } from '../ops/webgpu/dense.ts';
+import { modulate } from '../ops/webgpu/modulate.ts';
 import type { ParamStore } from '../params.ts';
 import { tf } from '../tf.ts';
-import { assertShape, FullyConnectedLayer, Module } from './layers.ts';
+import { assertShape, broadcastCopies, FullyConnectedLayer, Module } from './layers.ts';
 import { type SynthesisBlockShape, synthesisBlocks } from './specs.ts';
 
 export interface SynthesisOptions {
   noiseMode?: NoiseMode;
+}
+
+/** x [N,H,W,I] times the styles [N,I] per sample and channel (on webgpu one program each way). */
+function modulateInput(x: tf.Tensor4D, styles: tf.Tensor2D): tf.Tensor4D {
+  if (tf.getBackend() === 'webgpu') return modulate(x, styles);
+  const [n, , , c] = x.shape;
+  return tf.mul(x, tf.reshape(styles, [n, 1, 1, c]));
 }
 
 /**
@@ -38,16 +47,13 @@ export function modulatedConv2d(
     wi === inChannels && styles.shape[1] === inChannels,
     () => `modulatedConv2d: channel mismatch`,
   );
-  let y = tf.mul(x, tf.reshape(styles, [n, 1, 1, inChannels])) as tf.Tensor4D;
+  let y = modulateInput(x, styles);
   y = conv2dResample(y, weight, { up: opts.up ?? 1, padding: opts.padding, flipWeight: opts.flipWeight });
   let demodSquareSum: tf.Tensor | null = null;
   if (opts.demodulate) {
     // sum over (i, kh, kw) of (w * s_i)^2 = s^2 @ sum_{kh,kw} w^2, an [N,I] x [I,O] product; the
     // epilogue scales by 1 / sqrt(it + 1e-8) (on webgpu inside its one pass).
-    const [wSquareSum] = derivedFromWeight(weight, 'squareSum', () => [
-      tf.sum(tf.square(weight), [0, 1]),
-    ]) as [tf.Tensor2D];
-    demodSquareSum = tf.reshape(tf.matMul(tf.square(styles), wSquareSum), [n, 1, 1, outChannels]);
+    demodSquareSum = tf.reshape(demodulationSquareSum(weight, styles), [n, 1, 1, outChannels]);
   }
   const { bias = null, ...act } = opts.epilogue ?? { bias: null, act: 'linear' as const, gain: 1 };
   return biasAct(y, bias, {
@@ -56,6 +62,26 @@ export function modulatedConv2d(
     noise: opts.noise ?? null,
     noiseStrength: opts.noiseStrength ?? null,
   });
+}
+
+/**
+ * sum over (i, kh, kw) of (w * s_i)^2 = s^2 @ sum_{kh,kw} w^2: [N, O]. On webgpu one dispatch each
+ * (the squares taken in the products' passes), elsewhere tfjs ops; the weight's sum is built once
+ * per weight value outside gradient tapes.
+ */
+function demodulationSquareSum(weight: tf.Tensor4D, styles: tf.Tensor2D): tf.Tensor2D {
+  const [kh, kw, inChannels, outChannels] = weight.shape;
+  if (tf.getBackend() !== 'webgpu') {
+    const [wSquareSum] = derivedFromWeight(weight, 'squareSum', () => [tf.sum(tf.square(weight), [0, 1])]);
+    return tf.matMul(tf.square(styles), wSquareSum as tf.Tensor2D);
+  }
+  const plain = { transposeA: false, transposeB: false, alpha: 1, beta: 0, slope: 1, gain: 1 };
+  const [wSquareSum] = derivedFromWeight(weight, 'squareSum', () => {
+    const taps = tf.ones([1, kh * kw]) as tf.Tensor2D;
+    const perTap = tf.reshape(weight, [kh * kw, inChannels * outChannels]) as tf.Tensor2D;
+    return [tf.reshape(dense(taps, perTap, { ...plain, square: 'b' }), [inChannels, outChannels])];
+  });
+  return dense(styles, wSquareSum as tf.Tensor2D, { ...plain, square: 'a' });
 }
 
 export interface SynthesisLayerOptions {
@@ -136,9 +162,8 @@ export class ToRGBLayer extends Module {
   }
 
   forward(params: ParamStore, x: tf.Tensor4D, w: tf.Tensor2D): tf.Tensor4D {
-    const n = x.shape[0];
     const styles = this.affine.forward(params, w, this.weightGain);
-    let y = tf.mul(x, tf.reshape(styles, [n, 1, 1, this.inChannels])) as tf.Tensor4D;
+    let y = modulateInput(x, styles);
     y = conv2d(y, this.p(params, 'weight') as tf.Tensor4D);
     return biasAct(y, this.p(params, 'bias'), { act: 'linear', clamp: this.convClamp });
   }
@@ -192,7 +217,7 @@ export class SynthesisBlock extends Module {
     let h: tf.Tensor4D;
     if (this.conv0 === null) {
       const c = this.p(params, 'const');
-      h = tf.tile(tf.expandDims(c, 0), [n, 1, 1, 1]) as tf.Tensor4D;
+      h = broadcastCopies(tf.expandDims(c, 0) as tf.Tensor4D, [n, ...c.shape]);
       h = this.conv1.forward(params, h, ws[0], noiseMode);
     } else {
       tf.util.assert(x !== null, () => `${this.prefix}: missing input features`);

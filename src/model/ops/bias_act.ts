@@ -7,7 +7,7 @@ export type Activation = 'linear' | 'lrelu';
 /** Default gain of each activation (sqrt(2) for leaky ReLU keeps the signal variance). */
 export const ACTIVATION_GAIN: Record<Activation, number> = { linear: 1, lrelu: Math.SQRT2 };
 
-const LRELU_ALPHA = 0.2;
+export const LRELU_ALPHA = 0.2;
 
 export function leakyRelu(x: tf.Tensor): tf.Tensor {
   return tf.leakyRelu(x, LRELU_ALPHA);

@@ -11,6 +11,7 @@
 // The second is linear in dz and piecewise constant in the rest, so its own gradient is itself
 // (in dz) and zero (elsewhere): the set closes.
 import { tf } from '../tf.ts';
+import { channelSum } from './webgpu/modulate.ts';
 
 const FORWARD = 'FacestyleBiasAct';
 const BACKWARD = 'FacestyleBiasActGrad';
@@ -137,10 +138,25 @@ function run(backward: boolean) {
   };
 }
 
-/** Sums a gradient of x's shape down to the shape of a broadcast input. */
-function reduceTo(g: tf.Tensor, shape: number[]): tf.Tensor {
-  const axes = tf.backend_util.getReductionAxes(shape, g.shape);
-  const summed = axes.length > 0 ? tf.sum(g, axes) : g;
+/**
+ * Sums a gradient of x's shape (times `factor`, also of x's shape) down to the shape of a broadcast
+ * input. Per-channel shapes ([C], [N,1,1,C], [1,1,1,C]) take one channel-sum program; tfjs's sum
+ * over axes before the innermost is a transpose and a reduction.
+ */
+function reduceTo(g: tf.Tensor, shape: number[], factor: tf.Tensor | null = null): tf.Tensor {
+  const aligned = [...Array(g.rank - shape.length).fill(1), ...shape];
+  const c = g.shape[g.rank - 1];
+  const perChannel =
+    g.rank >= 2 &&
+    aligned[g.rank - 1] === c &&
+    (aligned[0] === 1 || aligned[0] === g.shape[0]) &&
+    aligned.slice(1, -1).every((d) => d === 1);
+  if (perChannel && (!factor || tf.util.arraysEqual(factor.shape, g.shape))) {
+    return tf.reshape(channelSum(g, factor, aligned[0] === 1 && g.shape[0] > 1), shape);
+  }
+  const t = factor ? tf.mul(g, factor) : g;
+  const axes = tf.backend_util.getReductionAxes(shape, t.shape);
+  const summed = axes.length > 0 ? tf.sum(t, axes) : t;
   return tf.reshape(summed, shape);
 }
 
@@ -180,20 +196,14 @@ function ensureRegistered(parts: Part[]): string {
       // shared tensor would be freed after the first); it lives until the backward pass ends.
       const pre = runBackward(dy as tf.Tensor, byName, parts, a);
       const gt = () => pre;
-      // The multiplier of x: d, or 1 / sqrt(v + eps) (tf ops: differentiable again).
-      const m = () => (byName.d ? byName.d : byName.v ? tf.rsqrt(tf.add(byName.v, DEMOD_EPS)) : null);
+      // The multiplier of x, likewise once: d, or 1 / sqrt(v + eps) (tf ops: differentiable again).
+      const k = byName.d ?? (byName.v ? tf.rsqrt(tf.add(byName.v, DEMOD_EPS)) : null);
       const grads: Record<string, () => tf.Tensor> = {
-        x: () => {
-          const k = m();
-          return k ? tf.mul(gt(), k) : gt();
-        },
+        x: () => (k ? tf.mul(gt(), k) : gt()),
       };
-      if (byName.d) grads.d = () => reduceTo(tf.mul(gt(), byName.x), byName.d.shape);
+      if (byName.d) grads.d = () => reduceTo(gt(), byName.d.shape, byName.x);
       if (byName.v)
-        grads.v = () => {
-          const k = m()!;
-          return tf.mul(reduceTo(tf.mul(gt(), byName.x), byName.v.shape), tf.mul(tf.pow(k, 3), -0.5));
-        };
+        grads.v = () => tf.mul(reduceTo(gt(), byName.v.shape, byName.x), tf.mul(tf.pow(k!, 3), -0.5));
       if (byName.noise)
         grads.noise = () => reduceTo(byName.ns ? tf.mul(gt(), byName.ns) : gt(), byName.noise.shape);
       if (byName.ns) grads.ns = () => reduceTo(tf.mul(gt(), byName.noise), byName.ns.shape);
@@ -225,4 +235,21 @@ export function fusedBiasAct(inputs: FusedBiasActInputs, attrs: FusedBiasActAttr
   const named = namedInputs(inputs.x, inputs);
   const kernel = ensureRegistered(partsOf(named));
   return tf.engine().runKernel(kernel, named, { ...attrs } as unknown as tf.NamedAttrMap) as tf.Tensor;
+}
+
+/**
+ * The backward kernel alone: dz * gain * act'(t) * [inside the clamp], t = x * d + noise + b as in
+ * fusedBiasAct (differentiable to any order). With only x given, x may be the forward's output
+ * instead of t when there is no clamp: gain > 0 keeps t's sign.
+ */
+export function fusedBiasActGrad(
+  dz: tf.Tensor,
+  x: tf.Tensor,
+  attrs: FusedBiasActAttrs,
+  rest: Partial<Record<Part, tf.Tensor | null>> = {},
+): tf.Tensor {
+  const named = namedInputs(x, rest);
+  const parts = partsOf(named);
+  ensureRegistered(parts);
+  return runBackward(dz, named, parts, attrs);
 }

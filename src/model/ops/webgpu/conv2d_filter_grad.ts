@@ -155,8 +155,8 @@ class FilterGradPartialsProgram implements WebGPUProgram {
   }
 }
 
-/** Pass 2: adds the splits' partial sums, one thread per weight. */
-class SumPartialsProgram implements WebGPUProgram {
+/** Pass 2: adds the splits' partial sums, one thread per output element (also ./modulate.ts's sums). */
+export class SumPartialsProgram implements WebGPUProgram {
   variableNames = ['partials'];
   uniforms = 'splits : i32,';
   workgroupSize: [number, number, number] = [64, 1, 1];
