@@ -23,7 +23,7 @@ pack() {
   local banner="import { createRequire as __cr } from 'node:module'; import { fileURLToPath as __fu } from 'node:url'; import { dirname as __dn } from 'node:path'; const require = __cr(import.meta.url); const __filename = __fu(import.meta.url); const __dirname = __dn(__filename);"
   "$root/node_modules/.bin/esbuild" "$root/scripts/gpu-bench-entry.ts" --bundle --platform=node \
     --format=esm --target=node20 --outfile="$stage/bench.mjs" --ignore-annotations --log-level=error \
-    --external:webgpu --external:sharp \
+    --external:webgpu --external:sharp --external:onnxruntime-node \
     --banner:js="$banner"
   local nm="$root/node_modules"
   mkdir -p "$stage/node_modules/webgpu/dist/linux-x64" "$stage/node_modules/@tensorflow/tfjs-backend-wasm/dist" \
