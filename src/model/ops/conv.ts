@@ -270,57 +270,76 @@ export function releaseDerivedWeights(): void {
 }
 
 /** Interleaves two [N,H,W,C] tensors along W: [N,H,2W,C] with a's pixels at even columns. */
-function interleaveColumns(a: tf.Tensor4D, b: tf.Tensor4D): tf.Tensor4D {
+export function interleaveColumns(a: tf.Tensor4D, b: tf.Tensor4D): tf.Tensor4D {
   const [n, h, w, c] = a.shape;
   const pair = tf.concat([tf.reshape(a, [n * h, w, 1, c]), tf.reshape(b, [n * h, w, 1, c])], 2);
   return tf.reshape(pair, [n, h, 2 * w, c]);
 }
 
 /** Interleaves two [N,H,W,C] tensors along H: [N,2H,W,C] with a's rows at even rows. */
-function interleaveRows(a: tf.Tensor4D, b: tf.Tensor4D): tf.Tensor4D {
+export function interleaveRows(a: tf.Tensor4D, b: tf.Tensor4D): tf.Tensor4D {
   const [n, h, w, c] = a.shape;
   const pair = tf.concat([tf.reshape(a, [n, h, 1, w * c]), tf.reshape(b, [n, h, 1, w * c])], 2);
   return tf.reshape(pair, [n, 2 * h, w, c]);
 }
 
 /**
- * The stride-2 transposed 3x3 convolution (out[2i + a] += x[i] w[a], w = the layer's kernel,
- * flipped first when `flipWeight`) as four stride-1 convolutions, one per output phase:
- * even outputs take taps {2, 0} (a 2-tap correlation of x padded by one), odd ones tap 1. 4 + 2 +
- * 2 + 1 = 9 taps per input pixel: the transposed conv's multiply-adds, on the forward kernel.
- * Output [N, 2H+2, 2W+2, O]: the transposed conv's [2H+1, 2W+1] and one zero row and column.
+ * The four per-phase kernels of a stride-2 transposed 3x3 convolution with kernel k [3,3,I,O]
+ * (out[2i + a] += x[i] k[a]): even outputs take taps {2, 0}, odd ones tap 1, in each direction.
  */
-function transposedConv3x3Phases(x: tf.Tensor4D, w: tf.Tensor4D, flipWeight: boolean): tf.Tensor4D {
-  const [ee, eo, oe, oo] = derivedFromWeight(w, `phases|${flipWeight}`, () => {
-    const k = flipWeight ? flipKernel(w) : w;
-    const [, , i, o] = k.shape;
-    const row = (a: number) => tf.slice(k, [a, 0, 0, 0], [1, 3, i, o]);
-    const evenRows = tf.concat([row(2), row(0)], 0);
-    const oddRows = row(1);
-    const col = (t: tf.Tensor4D, b: number) => tf.slice(t, [0, b, 0, 0], [t.shape[0], 1, i, o]);
-    const evenCols = (t: tf.Tensor4D) => tf.concat([col(t, 2), col(t, 0)], 1);
-    return [evenCols(evenRows), col(evenRows, 1), evenCols(oddRows), col(oddRows, 1)];
-  }) as tf.Tensor4D[];
+export function phaseKernels3x3(k: tf.Tensor4D): tf.Tensor4D[] {
+  const [, , i, o] = k.shape;
+  const row = (a: number) => tf.slice(k, [a, 0, 0, 0], [1, 3, i, o]);
+  const evenRows = tf.concat([row(2), row(0)], 0);
+  const oddRows = row(1);
+  const col = (t: tf.Tensor4D, b: number) => tf.slice(t, [0, b, 0, 0], [t.shape[0], 1, i, o]);
+  const evenCols = (t: tf.Tensor4D) => tf.concat([col(t, 2), col(t, 0)], 1);
+  return [evenCols(evenRows), col(evenRows, 1), evenCols(oddRows), col(oddRows, 1)];
+}
+
+/**
+ * The stride-2 transposed 3x3 convolution as four stride-1 convolutions (`conv`), one per output
+ * phase, given phaseKernels3x3's kernels. 4 + 2 + 2 + 1 = 9 taps per input pixel: the transposed
+ * conv's multiply-adds, on the forward kernel. Output [N, 2H+2, 2W+2, O]: the transposed conv's
+ * [2H+1, 2W+1] and one zero row and column.
+ */
+export function transposedConv3x3ByPhases(
+  x: tf.Tensor4D,
+  [ee, eo, oe, oo]: tf.Tensor4D[],
+  conv: (x: tf.Tensor4D, w: tf.Tensor4D, stride: 1, pad: SpatialPadding) => tf.Tensor4D = conv2d,
+): tf.Tensor4D {
   // Zero padding after the odd phases gives every phase the even ones' [H+1, W+1].
   const even = interleaveColumns(
-    conv2d(x, ee, 1, [
+    conv(x, ee, 1, [
       [1, 1],
       [1, 1],
     ]),
-    conv2d(x, eo, 1, [
+    conv(x, eo, 1, [
       [1, 1],
       [0, 1],
     ]),
   );
   const odd = interleaveColumns(
-    conv2d(x, oe, 1, [
+    conv(x, oe, 1, [
       [0, 1],
       [1, 1],
     ]),
-    conv2d(x, oo, 1, [
+    conv(x, oo, 1, [
       [0, 1],
       [0, 1],
     ]),
   );
   return interleaveRows(even, odd);
+}
+
+/**
+ * The stride-2 transposed 3x3 convolution (out[2i + a] += x[i] w[a], w = the layer's kernel,
+ * flipped first when `flipWeight`) by phases (transposedConv3x3ByPhases), the phase kernels
+ * built once per weight value.
+ */
+function transposedConv3x3Phases(x: tf.Tensor4D, w: tf.Tensor4D, flipWeight: boolean): tf.Tensor4D {
+  const kernels = derivedFromWeight(w, `phases|${flipWeight}`, () =>
+    phaseKernels3x3(flipWeight ? flipKernel(w) : w),
+  ) as tf.Tensor4D[];
+  return transposedConv3x3ByPhases(x, kernels);
 }

@@ -13,7 +13,14 @@
 // filter gradients and the G pass through D does not pay for D's.
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { tf } from '../../tf.ts';
-import type { ConvOps, SpatialPadding } from '../conv.ts';
+import {
+  type ConvOps,
+  interleaveColumns,
+  interleaveRows,
+  phaseKernels3x3,
+  type SpatialPadding,
+  transposedConv3x3ByPhases,
+} from '../conv.ts';
 import { conv2dFilterGradWebGPU } from '../webgpu/conv2d_filter_grad.ts';
 
 const CONV = 'FacestyleConv2D';
@@ -31,6 +38,16 @@ interface Geometry {
 // tiny (I x O) and its reduction huge (every pixel of the batch), so there it runs as one product
 // per sample, summed. CPU backends do better with the single product.
 const PER_SAMPLE_FILTER_GRAD_BACKENDS = new Set(['webgpu', 'webgl']);
+/**
+ * Backends whose transposed convolution and strided slice are plain loops (27 and 12 ms a call
+ * in a 64x64 demo training step on wasm, the two largest kernel times): stride-2 gradients there
+ * go through forward convolutions and contiguous slices instead.
+ */
+const LOOP_KERNEL_BACKENDS = new Set(['wasm', 'cpu']);
+/** Stride-2 gradients by phases on such a backend (FACESTYLE_STRIDE2_GRAD=loops: the old path, for benches). */
+function stride2ByPhases(): boolean {
+  return LOOP_KERNEL_BACKENDS.has(tf.getBackend()) && process.env.FACESTYLE_STRIDE2_GRAD !== 'loops';
+}
 
 function geometryOf(attrs: tf.NamedAttrMap): Geometry {
   return { stride: attrs.stride as 1 | 2, pad: attrs.pad as Geometry['pad'] };
@@ -83,9 +100,26 @@ function backpropInputForward(dy: tf.Tensor4D, w: tf.Tensor4D, g: Geometry, inH:
       [0, 0],
     ]);
   }
+  const n = dy.shape[0];
+  if (g.stride === 2 && stride2ByPhases() && kh === kw && (kh === 3 || kh === 1)) {
+    // dx[2i + a] += dy[i] w[a]^T onto the padded input, by output phase on the forward kernel;
+    // the phases cover at least the padded input (its size is 2P+1 or 2P+2 at 3x3, 2P-1 or 2P at
+    // 1x1), so one slice cuts the padding and any extra zero row or column.
+    const wT = tf.transpose(w, [0, 1, 3, 2]) as tf.Tensor4D;
+    let full: tf.Tensor4D;
+    if (kh === 3) {
+      full = transposedConv3x3ByPhases(dy, phaseKernels3x3(wT), (a, b, stride, pad) =>
+        tf.conv2d(a, b, stride, [[0, 0], ...pad, [0, 0]]),
+      );
+    } else {
+      const even = tf.conv2d(dy, wT, 1, 'valid');
+      const rows = interleaveColumns(even, tf.zerosLike(even));
+      full = interleaveRows(rows, tf.zerosLike(rows));
+    }
+    return tf.slice(full, [0, top, left, 0], [n, inH, inW, inChannels]);
+  }
   // Transposed convolution onto the padded input, then the padding cut away. Rows of the padded
   // input that a stride skips receive zeros, as they should.
-  const n = dy.shape[0];
   const paddedH = inH + top + bottom;
   const paddedW = inW + left + right;
   const full = tf.conv2dTranspose(dy, w, [n, paddedH, paddedW, inChannels], g.stride, 'valid');
@@ -108,6 +142,7 @@ function backpropFilterComposite(x: tf.Tensor4D, dy: tf.Tensor4D, g: Geometry, k
   const [, outH, outW, outChannels] = dy.shape;
   const s = g.stride;
   const perSample = PER_SAMPLE_FILTER_GRAD_BACKENDS.has(tf.getBackend());
+  if (s === 2 && stride2ByPhases()) return backpropFilterStride2(x, dy, g, kh, kw);
   // [I, N, Hp, Wp], or [N, I, Hp, Wp] for per-sample products.
   const channelsFirst = tf.transpose(tf.pad(x, explicitPadding(g)), perSample ? [0, 3, 1, 2] : [3, 0, 1, 2]);
   const [d0, d1] = channelsFirst.shape;
@@ -140,6 +175,48 @@ function backpropFilterComposite(x: tf.Tensor4D, dy: tf.Tensor4D, g: Geometry, k
         tap = tf.matMul(tf.reshape(patch, [inChannels, pixels]) as tf.Tensor2D, right as tf.Tensor2D);
       }
       taps.push(tap);
+      patch.dispose();
+    }
+  }
+  return tf.reshape(tf.stack(taps), [kh, kw, inChannels, outChannels]) as tf.Tensor4D;
+}
+
+/**
+ * backpropFilterComposite at stride 2 without strided slices: the padded input (one more zero row
+ * and column when odd) split once into its four phases, rows and columns even or odd, by one
+ * transpose to [2, 2, I, N, Hp/2, Wp/2]; tap (a, b) is then a contiguous window of phase
+ * (a mod 2, b mod 2) at offset (a div 2, b div 2).
+ */
+function backpropFilterStride2(x: tf.Tensor4D, dy: tf.Tensor4D, g: Geometry, kh: number, kw: number) {
+  const [n, h, w, inChannels] = x.shape;
+  const [, outH, outW, outChannels] = dy.shape;
+  const [top, bottom, left, right] = g.pad;
+  const extraRow = (h + top + bottom) % 2;
+  const extraCol = (w + left + right) % 2;
+  const padded = tf.pad(x, [
+    [0, 0],
+    [top, bottom + extraRow],
+    [left, right + extraCol],
+    [0, 0],
+  ]);
+  const halfH = (h + top + bottom + extraRow) / 2;
+  const halfW = (w + left + right + extraCol) / 2;
+  // [4 phases, I x N, Hp/2, Wp/2]: 4-D, because wasm slices higher ranks with a slow generic loop.
+  const phases = tf.reshape(
+    tf.transpose(tf.reshape(padded, [n, halfH, 2, halfW, 2, inChannels]), [2, 4, 5, 0, 1, 3]),
+    [4, inChannels * n, halfH, halfW],
+  );
+  const pixels = n * outH * outW;
+  const right2d = tf.reshape(dy, [pixels, outChannels]) as tf.Tensor2D;
+  const taps: tf.Tensor2D[] = [];
+  for (let a = 0; a < kh; a++) {
+    for (let b = 0; b < kw; b++) {
+      const patch = tf.slice(
+        phases,
+        [2 * (a % 2) + (b % 2), 0, a >> 1, b >> 1],
+        [1, inChannels * n, outH, outW],
+      );
+      taps.push(tf.matMul(tf.reshape(patch, [inChannels, pixels]) as tf.Tensor2D, right2d));
       patch.dispose();
     }
   }
