@@ -40,13 +40,13 @@ interface Geometry {
 const PER_SAMPLE_FILTER_GRAD_BACKENDS = new Set(['webgpu', 'webgl']);
 /**
  * Backends whose transposed convolution and strided slice are plain loops (27 and 12 ms a call
- * in a 64x64 demo training step on wasm, the two largest kernel times): stride-2 gradients there
- * go through forward convolutions and contiguous slices instead.
+ * in a 64x64 demo training step on wasm, the two largest kernel times) and whose forward
+ * convolution is the fast kernel: conv gradients there go through forward convolutions.
  */
 const LOOP_KERNEL_BACKENDS = new Set(['wasm', 'cpu']);
-/** Stride-2 gradients by phases on such a backend (FACESTYLE_STRIDE2_GRAD=loops: the old path, for benches). */
-function stride2ByPhases(): boolean {
-  return LOOP_KERNEL_BACKENDS.has(tf.getBackend()) && process.env.FACESTYLE_STRIDE2_GRAD !== 'loops';
+/** Conv gradients as forward convolutions (FACESTYLE_CONV_GRAD=taps: the former path, for benches). */
+function gradientsByForwardConv(): boolean {
+  return LOOP_KERNEL_BACKENDS.has(tf.getBackend()) && process.env.FACESTYLE_CONV_GRAD !== 'taps';
 }
 
 function geometryOf(attrs: tf.NamedAttrMap): Geometry {
@@ -101,7 +101,7 @@ function backpropInputForward(dy: tf.Tensor4D, w: tf.Tensor4D, g: Geometry, inH:
     ]);
   }
   const n = dy.shape[0];
-  if (g.stride === 2 && stride2ByPhases() && kh === kw && (kh === 3 || kh === 1)) {
+  if (g.stride === 2 && gradientsByForwardConv() && kh === kw && (kh === 3 || kh === 1)) {
     // dx[2i + a] += dy[i] w[a]^T onto the padded input, by output phase on the forward kernel;
     // the phases cover at least the padded input (its size is 2P+1 or 2P+2 at 3x3, 2P-1 or 2P at
     // 1x1), so one slice cuts the padding and any extra zero row or column.
@@ -142,7 +142,7 @@ function backpropFilterComposite(x: tf.Tensor4D, dy: tf.Tensor4D, g: Geometry, k
   const [, outH, outW, outChannels] = dy.shape;
   const s = g.stride;
   const perSample = PER_SAMPLE_FILTER_GRAD_BACKENDS.has(tf.getBackend());
-  if (s === 2 && stride2ByPhases()) return backpropFilterStride2(x, dy, g, kh, kw);
+  if (gradientsByForwardConv()) return backpropFilterByConv(x, dy, g, kh, kw);
   // [I, N, Hp, Wp], or [N, I, Hp, Wp] for per-sample products.
   const channelsFirst = tf.transpose(tf.pad(x, explicitPadding(g)), perSample ? [0, 3, 1, 2] : [3, 0, 1, 2]);
   const [d0, d1] = channelsFirst.shape;
@@ -182,45 +182,21 @@ function backpropFilterComposite(x: tf.Tensor4D, dy: tf.Tensor4D, g: Geometry, k
 }
 
 /**
- * backpropFilterComposite at stride 2 without strided slices: the padded input (one more zero row
- * and column when odd) split once into its four phases, rows and columns even or odd, by one
- * transpose to [2, 2, I, N, Hp/2, Wp/2]; tap (a, b) is then a contiguous window of phase
- * (a mod 2, b mod 2) at offset (a div 2, b div 2).
+ * The filter gradient as one forward convolution: dw[a, b, i, o] = sum over n, p, q of
+ * x[n, s p + a, s q + b, i] dy[n, p, q, o] is a convolution of the padded input with the channels
+ * as the batch and the batch as the channels ([I, Hp, Wp, N]) by dy as the kernel ([P, Q, N, O],
+ * dilated by the stride), whose [I, kh, kw, O] output is dw up to a transpose. On wasm that is
+ * XNNPACK's convolution instead of kh x kw slices and products (1.3x a whole 64x64 training step).
  */
-function backpropFilterStride2(x: tf.Tensor4D, dy: tf.Tensor4D, g: Geometry, kh: number, kw: number) {
-  const [n, h, w, inChannels] = x.shape;
-  const [, outH, outW, outChannels] = dy.shape;
-  const [top, bottom, left, right] = g.pad;
-  const extraRow = (h + top + bottom) % 2;
-  const extraCol = (w + left + right) % 2;
-  const padded = tf.pad(x, [
-    [0, 0],
-    [top, bottom + extraRow],
-    [left, right + extraCol],
-    [0, 0],
-  ]);
-  const halfH = (h + top + bottom + extraRow) / 2;
-  const halfW = (w + left + right + extraCol) / 2;
-  // [4 phases, I x N, Hp/2, Wp/2]: 4-D, because wasm slices higher ranks with a slow generic loop.
-  const phases = tf.reshape(
-    tf.transpose(tf.reshape(padded, [n, halfH, 2, halfW, 2, inChannels]), [2, 4, 5, 0, 1, 3]),
-    [4, inChannels * n, halfH, halfW],
-  );
-  const pixels = n * outH * outW;
-  const right2d = tf.reshape(dy, [pixels, outChannels]) as tf.Tensor2D;
-  const taps: tf.Tensor2D[] = [];
-  for (let a = 0; a < kh; a++) {
-    for (let b = 0; b < kw; b++) {
-      const patch = tf.slice(
-        phases,
-        [2 * (a % 2) + (b % 2), 0, a >> 1, b >> 1],
-        [1, inChannels * n, outH, outW],
-      );
-      taps.push(tf.matMul(tf.reshape(patch, [inChannels, pixels]) as tf.Tensor2D, right2d));
-      patch.dispose();
-    }
-  }
-  return tf.reshape(tf.stack(taps), [kh, kw, inChannels, outChannels]) as tf.Tensor4D;
+function backpropFilterByConv(x: tf.Tensor4D, dy: tf.Tensor4D, g: Geometry, kh: number, kw: number) {
+  const inChannels = x.shape[3];
+  const outChannels = dy.shape[3];
+  const images = tf.transpose(tf.pad(x, explicitPadding(g)), [3, 1, 2, 0]) as tf.Tensor4D;
+  const kernel = tf.transpose(dy, [1, 2, 0, 3]) as tf.Tensor4D;
+  // A padded size the stride does not divide leaves rows no tap reaches: cut them.
+  const full = tf.conv2d(images, kernel, 1, 'valid', 'NHWC', g.stride);
+  const taps = tf.slice(full, [0, 0, 0, 0], [inChannels, kh, kw, outChannels]);
+  return tf.transpose(taps, [1, 2, 0, 3]) as tf.Tensor4D;
 }
 
 function runConv(x: tf.Tensor4D, w: tf.Tensor4D, g: Geometry): tf.Tensor4D {
