@@ -95,6 +95,11 @@ export async function closeFaceDetector(): Promise<void> {
   await running.worker.terminate();
 }
 
+/** Detections sent to the thread and not answered yet (for health checks and tests). */
+export function detectionsInFlight(): number {
+  return thread?.pending.size ?? 0;
+}
+
 /** Sends packed RGB pixels to the thread; the buffer is transferred, so it must be the caller's own. */
 function detectInThread(data: Uint8Array, width: number, height: number, minScore: number) {
   const { worker, pending } = detectorThread();

@@ -280,11 +280,14 @@ export class JobExecutor<KM extends KindMap = KindMap> {
       );
     };
     for (const entry of live) {
-      entry.controller.signal.addEventListener('abort', () => {
+      const leave = () => {
         // A cancelled job leaves the batch at once; the others keep going.
         if (live.length > 1) this.finishAborted(entry);
         onItemAbort();
-      });
+      };
+      // An abort between the job's start and this point has fired already: honour it now.
+      if (entry.controller.signal.aborted) leave();
+      else entry.controller.signal.addEventListener('abort', leave);
     }
     const started = Date.now();
     const batch: BatchContext = {

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { closeFaceDetector, detectFaces } from '../../src/datasets/face-detector.ts';
+import { closeFaceDetector, detectFaces, detectionsInFlight } from '../../src/datasets/face-detector.ts';
 import { type RgbImage, toRgb } from '../../src/datasets/image.ts';
 import { initBackend } from '../../src/model/backend.ts';
 import { tf } from '../../src/model/tf.ts';
@@ -70,8 +70,9 @@ describe('detectFaces in its own thread', () => {
 
   it('starts a new thread when its thread is gone', async () => {
     const running = detectFaces(photo, MIN_SCORE).catch((err: unknown) => err);
-    // Let the request reach the thread, then end it under the detection.
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    // Let the request reach the thread (after its resize, which a loaded machine makes slow), then
+    // end it under the detection.
+    while (detectionsInFlight() === 0) await new Promise((resolve) => setTimeout(resolve, 5));
     await closeFaceDetector();
     expect(await running).toEqual(new Error('the face detection thread exited: it was closed'));
     expect(await detectFaces(photo, MIN_SCORE)).toHaveLength(3);

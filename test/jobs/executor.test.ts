@@ -194,8 +194,11 @@ describe('JobExecutor', () => {
     const c = collector();
     const run = executor();
     const running = run.run([job('x1', 'gen', { seed: 1 }), job('x2', 'gen', { seed: 2 })], c.sink);
-    await sleep(5);
-    run.abort('x2', { code: 'cancelled', by: 'admin root' });
+    // Abort once the batch runs (a loaded machine may take longer than a few ms to start it).
+    while (!run.runningIds().includes('x2')) await sleep(1);
+    expect(run.abort('x2', { code: 'cancelled', by: 'admin root' })).toBe(true);
+    while (!c.outcomes.has('x2')) await sleep(1);
+    expect(c.outcomes.has('x1')).toBe(false); // it left while the batch still ran
     expect(c.outcomes.get('x2')).toMatchObject({
       failure: { code: 'cancelled', message: 'cancelled by admin root' },
     });
