@@ -9,6 +9,7 @@ import { createJobQueue } from '../jobs/create.ts';
 import type { JobKind } from '../jobs/kinds.ts';
 import type { JobInfo } from '../jobs/types.ts';
 import { ModelRegistry, modelDirs } from '../pipelines/registry.ts';
+import { bestScored } from '../pipelines/score/best.ts';
 import { writeDemoDataset } from './data.ts';
 
 export const DEMO_BASE = 'demo-faces';
@@ -46,7 +47,8 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
       `no snapshots of the demo style "${DEMO_STYLE}" in checkpoints/`,
       'rebuild the demo models: npm run demo:train',
     );
-  const style = snapshots[Math.floor((snapshots.length - 1) / 2)];
+  // The best-scored snapshot, as /blend picks without an epoch (else the middle of the ladder).
+  const style = bestScored(snapshots) ?? snapshots[Math.floor((snapshots.length - 1) / 2)];
   log(
     `demo models: base ${base.name} (${base.resolution}px), style ${style.name} at epochs ${snapshots.map((s) => s.epoch).join(', ')}`,
   );

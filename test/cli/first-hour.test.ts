@@ -111,7 +111,7 @@ describe('facestyle commands on a clean clone', () => {
 
     const run = await cli(['--backend', 'wasm', 'blend', '--layer', '16', '--out', 'b.safetensors']);
     expect(run.code, run.stderr).toBe(0);
-    expect(run.stderr).toMatch(/--style: demo-lorelei epoch 6 .* fine-tuned from demo-faces/);
+    expect(run.stderr).toMatch(/--style: demo-lorelei epoch 8 .* fine-tuned from demo-faces/);
     const info = await readCheckpointInfo(join(root, 'b.safetensors'));
     expect(info.meta.kind).toBe('blend');
   });
@@ -140,7 +140,7 @@ describe('facestyle commands on a clean clone', () => {
     const run = await cli(['--backend', 'wasm', 'grid', 'matrix', '--seeds', '0', '--out', 'matrix.webp']);
     expect(run.code, run.stderr).toBe(0);
     expect(run.stderr).toMatch(
-      /--snapshots: the 6 snapshots of demo-lorelei \(fine-tuned from demo-faces, epochs 1, 2, 3, 4, 5, 6\)/,
+      /--snapshots: the 5 snapshots of demo-lorelei \(fine-tuned from demo-faces, epochs 1, 2, 3, 5, 8\)/,
     );
     expect((await sharp(join(root, 'matrix.webp')).metadata()).format).toBe('webp');
   });

@@ -19,7 +19,7 @@ import { type ModelEntry, ModelRegistry } from '../../src/pipelines/registry.ts'
 
 const SEEDS = Array.from({ length: 16 }, (_, i) => i);
 const PSI = 0.7;
-/** Swap resolution: b4 and b8 (pose, head shape) from the base, b16 and b32 from the style. */
+/** Swap resolution: b4 and b8 (pose, head shape) from the base, b16 to b64 from the style. */
 const COARSE_LAYER = 16;
 /** The structure is compared at this size, where colour detail and line work are gone. */
 const STRUCTURE_SIZE = 8;
@@ -76,7 +76,7 @@ function colourStats(images: tf.Tensor4D): tf.Tensor2D {
 
 describe('the demo checkpoints', () => {
   it('has a base model and several style snapshots by epoch, small enough for a repository', async () => {
-    expect(baseEntry).toMatchObject({ kind: 'demo', trainable: true, resolution: 32 });
+    expect(baseEntry).toMatchObject({ kind: 'demo', trainable: true, resolution: 64 });
     expect(styleEntries.length).toBeGreaterThanOrEqual(3);
     const epochs = styleEntries.map((s) => s.epoch);
     expect(epochs).toEqual([...epochs].sort((a, b) => (a ?? 0) - (b ?? 0)));

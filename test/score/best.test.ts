@@ -62,14 +62,14 @@ describe('the best-scored snapshot', () => {
     expect((await registry.bestSnapshot('demo-lorelei'))?.epoch).toBe(5);
     const catalog = new RegistryModelCatalog(registry, join(workDir, 'runs'));
     const lorelei = (await catalog.list()).find((m) => m.name === 'demo-lorelei')!;
-    expect(lorelei).toMatchObject({ bestEpoch: 5, snapshots: [1, 2, 3, 4, 5, 6] });
+    expect(lorelei).toMatchObject({ bestEpoch: 5, snapshots: [1, 2, 3, 5, 8] });
     expect(lorelei.score).toMatchObject({ metric: 'KID-nsfwMNv2' });
-    expect(lorelei.score!.kid).toBeCloseTo(0.1562, 4);
+    expect(lorelei.score!.kid).toBeCloseTo(0.0717, 4);
     const faces = (await catalog.list()).find((m) => m.name === 'demo-faces')!;
-    expect(faces.score?.kid).toBeCloseTo(0.3076, 4);
+    expect(faces.score?.kid).toBeCloseTo(0.2058, 4);
     expect(chooseSnapshot(lorelei, null)).toEqual({
       epoch: 5,
-      note: 'epoch 5 of demo-lorelei: its best-scored snapshot (KID-nsfwMNv2 0.1562 ± 0.0041, lower is better)',
+      note: 'epoch 5 of demo-lorelei: its best-scored snapshot (KID-nsfwMNv2 0.0717 ± 0.0015, lower is better)',
     });
     expect(chooseSnapshot(lorelei, 2)).toEqual({ epoch: 2 });
   });
@@ -88,9 +88,9 @@ describe('the best-scored snapshot', () => {
       spy.mockRestore();
     }
     const text = out.join('');
-    expect(text).toContain('demo-faces  demo · 32px · KID-nsfwMNv2 0.3076 ± 0.0090');
+    expect(text).toContain('demo-faces  demo · 64px · KID-nsfwMNv2 0.2058 ± 0.0058');
     expect(text).toContain(
-      'demo-lorelei  finetune · 32px · from demo-faces · epochs 1, 2, 3, 4, 5, 6 · best epoch 5: KID-nsfwMNv2 0.1562 ± 0.0041',
+      'demo-lorelei  finetune · 64px · from demo-faces · epochs 1, 2, 3, 5, 8 · best epoch 5: KID-nsfwMNv2 0.0717 ± 0.0015',
     );
     expect(text).toContain(join('checkpoints', 'demo-lorelei-epoch05.safetensors'));
   });
@@ -98,7 +98,7 @@ describe('the best-scored snapshot', () => {
   it('of a run folder is what facestyle blend and grid take', async () => {
     const run = join(workDir, 'run');
     await mkdir(run);
-    for (const epoch of [4, 5, 6])
+    for (const epoch of [3, 5, 8])
       await copyFile(
         `checkpoints/demo-lorelei-epoch0${epoch}.safetensors`,
         join(run, `snapshot-epoch0000${epoch}.safetensors`),
@@ -106,7 +106,7 @@ describe('the best-scored snapshot', () => {
     const picked = await pickSnapshot(run);
     expect(picked.path).toBe(join(run, 'snapshot-epoch00005.safetensors'));
     expect(picked.note).toMatch(
-      /^epoch 5 of .*run: the best-scored snapshot \(KID-nsfwMNv2 0\.1562 ± 0\.0041 against its training images/,
+      /^epoch 5 of .*run: the best-scored snapshot \(KID-nsfwMNv2 0\.0717 ± 0\.0015 against its training images/,
     );
     expect(await pickSnapshot('checkpoints/demo-lorelei-epoch02.safetensors')).toEqual({
       path: 'checkpoints/demo-lorelei-epoch02.safetensors',

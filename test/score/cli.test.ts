@@ -11,7 +11,7 @@ import { register } from '../../src/cli/commands/score.ts';
 import { writeDemoDataset } from '../../src/demo/data.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
-const LORELEI_STYLE = join(root, 'checkpoints/demo-lorelei-epoch06.safetensors');
+const LORELEI_STYLE = join(root, 'checkpoints/demo-lorelei-epoch08.safetensors');
 let workDir: string;
 let lorelei: string;
 let faces: string;
@@ -82,10 +82,10 @@ describe('facestyle score', () => {
     const report = JSON.parse(
       await score(['--real', lorelei, '--fake', LORELEI_STYLE, '--seed', '5', '--json']),
     );
-    expect(report).toMatchObject({ num_real: 8, num_fake: 8, resolution: 32, psi: 1, seed: 5 });
+    expect(report).toMatchObject({ num_real: 8, num_fake: 8, resolution: 64, psi: 1, seed: 5 });
     expect(report.fake).toEqual({ kind: 'checkpoint', path: LORELEI_STYLE });
     const text = await score(['--real', lorelei, '--fake', LORELEI_STYLE, '--seed', '5', '--num', '8']);
-    expect(text).toMatch(/^KID-nsfwMNv2 \d\.\d{3}e[-+]\d+ ± .* \(8 generated vs 8 real at 32px/);
+    expect(text).toMatch(/^KID-nsfwMNv2 \d\.\d{3}e[-+]\d+ ± .* \(8 generated vs 8 real at 64px/);
   });
 
   it('refuses bad input with what is wrong', async () => {
