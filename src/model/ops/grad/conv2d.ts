@@ -130,8 +130,8 @@ function backpropInputForward(dy: tf.Tensor4D, w: tf.Tensor4D, g: Geometry, inH:
 }
 
 /**
- * Gradient in w of convForward as a composite of tfjs ops (every backend but webgpu, which runs
- * one implicit-GEMM program instead): x [N,H,W,I], dy [N,P,Q,O] -> [kh,kw,I,O], one matMul per tap
+ * Gradient in w of convForward as a composite of tfjs ops (wasm and cpu hand it to
+ * backpropFilterByConv; webgpu runs one implicit-GEMM program instead): x [N,H,W,I], dy [N,P,Q,O] -> [kh,kw,I,O], one matMul per tap
  * (a, b) between the input pixels that tap multiplied and dy. x is transposed once, channels
  * first, so that each tap's pixels come out as the left factor [I, pixels] and no product needs
  * transposeA (several times slower than an explicit transpose on wasm). Only one tap's pixels are
