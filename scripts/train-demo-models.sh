@@ -64,12 +64,12 @@ say "datasets"
 render faces "$FACES" "$faces_dir"
 render "$STYLE" "$STYLE_IMAGES" "$style_dir"
 
-# 2. The base, from scratch or continued. 64x64 with 128 channels up to 8x8, 64 at 16x16, 32 at 32x32 and 16
-# at 64x64 (cbase 1024, cmax 128), z and w 128, 2 mapping layers: 1.6x faster than cbase 2048
-# (32 channels at 64x64) on one wasm thread, measured (docs/demo-models.md), flat cartoon colours
-# need little at the top. R1 gamma 0.1 is twice the
-# auto rule's 0.0512 (0.0002 x 64^2 / 16): the 32x32 run's D won at the auto value. ADA reacts
-# within 100 kimg when D starts to over-fit 10,000 images; on a set this size it may stay near 0.
+# 2. The base, from scratch or continued. 64x64 with 128 channels up to 8x8, 64 at 16x16, 32 at
+# 32x32 and 16 at 64x64 (cbase 1024, cmax 128), z and w 128, 2 mapping layers: 1.6x faster than
+# cbase 2048 (32 channels at 64x64) on one wasm thread, measured (docs/demo-models.md), flat
+# cartoon colours need little at the top. R1 gamma 0.1 is twice the auto rule's 0.0512
+# (0.0002 x 64^2 / 16): the 32x32 run's D won at the auto value. ADA reacts within 100 kimg when
+# D starts to over-fit 10,000 images; on a set this size it may stay near 0.
 # Path-length regularisation is off (as in NVIDIA's cifar config): it costs an extra G pass.
 #
 # Where the base starts is decided once per run folder and written to its START file: from scratch,
@@ -116,8 +116,9 @@ cli finetune --data "$faces_dir" --out "$base_run" --name demo-faces "${from[@]}
 base=$(printf '%s/snapshot-epoch%05d.safetensors' "$base_run" "$run_epochs")
 [ -f "$base" ] || { echo "the base run stopped before epoch $run_epochs ($base missing)" >&2; exit 1; }
 
-# 3. The style, from the base reached (the final one, or an interim one). The style run remembers its base: a longer base run later
-# (BASE_EPOCHS raised) must not continue a style run that started from an earlier base.
+# 3. The style, from the base reached (the final one, or an interim one). The style run
+# remembers its base: a longer base run later must not continue a style run that started from an
+# earlier base.
 say "style demo-$STYLE from $base, ladder $STYLE_LADDER"
 style_run="$RUNS/$STYLE"
 mkdir -p "$style_run"
