@@ -130,8 +130,9 @@ function backpropInputForward(dy: tf.Tensor4D, w: tf.Tensor4D, g: Geometry, inH:
 }
 
 /**
- * Gradient in w of convForward as a composite of tfjs ops (wasm and cpu hand it to
- * backpropFilterByConv; webgpu runs one implicit-GEMM program instead): x [N,H,W,I], dy [N,P,Q,O] -> [kh,kw,I,O], one matMul per tap
+ * Gradient in w of convForward as a composite of tfjs ops (the filter-gradient kernel of backends
+ * other than webgpu, which runs one implicit-GEMM program, and wasm and cpu, which run
+ * backpropFilterByConv): x [N,H,W,I], dy [N,P,Q,O] -> [kh,kw,I,O], one matMul per tap
  * (a, b) between the input pixels that tap multiplied and dy. x is transposed once, channels
  * first, so that each tap's pixels come out as the left factor [I, pixels] and no product needs
  * transposeA (several times slower than an explicit transpose on wasm). Only one tap's pixels are
@@ -142,7 +143,6 @@ function backpropFilterComposite(x: tf.Tensor4D, dy: tf.Tensor4D, g: Geometry, k
   const [, outH, outW, outChannels] = dy.shape;
   const s = g.stride;
   const perSample = PER_SAMPLE_FILTER_GRAD_BACKENDS.has(tf.getBackend());
-  if (gradientsByForwardConv()) return backpropFilterByConv(x, dy, g, kh, kw);
   // [I, N, Hp, Wp], or [N, I, Hp, Wp] for per-sample products.
   const channelsFirst = tf.transpose(tf.pad(x, explicitPadding(g)), perSample ? [0, 3, 1, 2] : [3, 0, 1, 2]);
   const [d0, d1] = channelsFirst.shape;
@@ -325,7 +325,13 @@ function ensureRegistered(): void {
   if (backendName === 'webgpu') registerWebGPUFilterGradient();
   else {
     compositeKernel(BACKPROP_FILTER, backendName, ({ inputs, attrs }) =>
-      backpropFilterComposite(inputs.x, inputs.dy, geometryOf(attrs), attrs.kh as number, attrs.kw as number),
+      (gradientsByForwardConv() ? backpropFilterByConv : backpropFilterComposite)(
+        inputs.x,
+        inputs.dy,
+        geometryOf(attrs),
+        attrs.kh as number,
+        attrs.kw as number,
+      ),
     );
   }
   registerGradients();
@@ -425,8 +431,9 @@ export function conv2dBackpropFilterDifferentiable(
 }
 
 /**
- * The composite filter gradient every backend but webgpu runs (pad, transpose, a product per tap),
- * callable on webgpu too: the reference the webgpu program is tested and benchmarked against.
+ * The per-tap composite filter gradient (pad, transpose, a product per tap; the kernel of backends
+ * other than webgpu, wasm and cpu), callable on any backend: the reference the webgpu program is
+ * tested and benchmarked against.
  * Not differentiable; same arguments as conv2dBackpropFilterDifferentiable.
  */
 export function conv2dBackpropFilterComposite(
