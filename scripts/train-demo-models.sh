@@ -71,6 +71,9 @@ render "$STYLE" "$STYLE_IMAGES" "$style_dir"
 # (0.0002 x 64^2 / 16): the 32x32 run's D won at the auto value. ADA reacts within 100 kimg when
 # D starts to over-fit 10,000 images; on a set this size it may stay near 0.
 # Path-length regularisation is off (as in NVIDIA's cifar config): it costs an extra G pass.
+# The minibatch of 16 runs as two rounds of 8 (--batch-gpu 8), side by side on two cores where
+# there are two (finetune --threads auto; 1.4x a step on this 2-vCPU machine, docs/benchmarks.md),
+# one after the other where there is one: the same training either way.
 #
 # Where the base starts is decided once per run folder and written to its START file: from scratch,
 # or from the interim release in $PUBLISH (copied into the run folder, as publishing replaces it).
@@ -111,7 +114,7 @@ if [ -n "$BASE_EPOCHS_PER_RUN" ] && [ "$BASE_EPOCHS_PER_RUN" -lt "$epochs_left" 
 fi
 say "base demo-faces from $start (base epochs done: $done_before of $BASE_EPOCHS), training $run_epochs now; an epoch is $FACES x 2 images"
 cli finetune --data "$faces_dir" --out "$base_run" --name demo-faces "${from[@]}" \
-  --batch 16 --gamma 0.1 --pl-weight 0 --aug ada --ada-kimg 100 --seed "$SEED" \
+  --batch 16 --batch-gpu 8 --gamma 0.1 --pl-weight 0 --aug ada --ada-kimg 100 --seed "$SEED" \
   --epochs "$run_epochs" --snapshot-every "$BASE_SNAPSHOT_EVERY"
 base=$(printf '%s/snapshot-epoch%05d.safetensors' "$base_run" "$run_epochs")
 [ -f "$base" ] || { echo "the base run stopped before epoch $run_epochs ($base missing)" >&2; exit 1; }
@@ -130,7 +133,7 @@ echo "$base" > "$style_run/BASE"
 # FreezeD 1 (the 64x64 D block stays the base's), ADA fast enough for 800 images: the recipe of
 # the report's transfer runs, scaled; the late ladder snapshots are meant to over-fit.
 cli finetune --base "$base" --data "$style_dir" --out "$style_run" --name "demo-$STYLE" \
-  --batch 16 --gamma 0.1 --pl-weight 0 --freezed 1 --aug ada --ada-kimg 20 --seed "$SEED" \
+  --batch 16 --batch-gpu 8 --gamma 0.1 --pl-weight 0 --freezed 1 --aug ada --ada-kimg 20 --seed "$SEED" \
   --epochs "$STYLE_EPOCHS" --snapshot-every "$STYLE_SNAPSHOT_EVERY" --snapshot-epochs "$STYLE_LADDER"
 
 # 4. Publish. The first (32x32) demo models are kept under runs/ for the old-vs-new scores.

@@ -26,6 +26,8 @@ export interface TrainBenchOptions extends Architecture {
   /** Timed minibatches, after `warmup` untimed ones; a multiple of 16 covers every regulariser. */
   steps: number;
   warmup: number;
+  /** Round threads (wasm/cpu): the minibatch split into that many rounds side by side. */
+  threads?: number;
 }
 
 export interface TrainBenchResult {
@@ -67,6 +69,7 @@ export async function benchTraining(o: TrainBenchOptions): Promise<TrainBenchRes
       hyper: { batchSize: o.batchSize, mirror: false, augment: { fixedP: 0.2 } },
       previewSeeds: [],
       resume: false,
+      threads: o.threads ?? 1,
       onProgress: () => times.push(performance.now()),
     });
   } finally {
@@ -86,7 +89,8 @@ export function register(bench: Command): void {
     .option('--res <px>', 'resolution', '32')
     .option('--batch <n>', 'minibatch (paper256: 64 on 8 GPUs; 32 on one)', '32')
     .option('--steps <n>', 'timed minibatches', '16')
-    .option('--warmup <n>', 'untimed minibatches first', '2');
+    .option('--warmup <n>', 'untimed minibatches first', '2')
+    .option('--threads <list>', 'round threads, e.g. 1,2: one row each, alternated in one run', '1');
   addArchitectureOptions(command).action(async (opts: Record<string, string>, cmd: Command) => {
     const info = await initBackend(cmd.optsWithGlobals().backend);
     const o: TrainBenchOptions = {
@@ -96,23 +100,26 @@ export function register(bench: Command): void {
       steps: Math.max(2, positiveInt('--steps', opts.steps)),
       warmup: positiveInt('--warmup', opts.warmup),
     };
-    const r = await benchTraining(o);
+    const threadCounts = String(opts.threads)
+      .split(',')
+      .map((t) => positiveInt('--threads', t.trim()));
+    const rows: (string | number)[][] = [];
+    for (const threads of threadCounts) {
+      const r = await benchTraining({ ...o, threads });
+      rows.push([
+        today(),
+        info.name,
+        machineDescription(info),
+        o.resolution,
+        `${o.channelBase}/${o.channelMax}`,
+        o.batchSize,
+        threads,
+        r.secondsPerKimg.toFixed(1),
+        r.imagesPerSecond.toFixed(2),
+      ]);
+    }
     process.stdout.write(
-      `${markdownTable(
-        ['date', 'backend', 'machine', 'res', 'cbase/cmax', 'batch', 's/kimg', 'img/s'],
-        [
-          [
-            today(),
-            info.name,
-            machineDescription(info),
-            o.resolution,
-            `${o.channelBase}/${o.channelMax}`,
-            o.batchSize,
-            r.secondsPerKimg.toFixed(1),
-            r.imagesPerSecond.toFixed(2),
-          ],
-        ],
-      )}\n`,
+      `${markdownTable(['date', 'backend', 'machine', 'res', 'cbase/cmax', 'batch', 'threads', 's/kimg', 'img/s'], rows)}\n`,
     );
   });
 }

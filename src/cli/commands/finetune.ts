@@ -6,6 +6,7 @@
 // current minibatch and keeps the snapshots; running the same command again resumes.
 import { appendFileSync } from 'node:fs';
 import { readdir, readFile, rm, stat } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { IMAGES_DIR } from '../../datasets/index.ts';
@@ -67,6 +68,7 @@ interface FinetuneCliOptions extends ArchitectureFlags {
   restart?: boolean;
   resolution?: string;
   mbstd: string;
+  threads: string;
 }
 
 function parseAugment(value: string): AugmentMode {
@@ -286,7 +288,12 @@ export function register(program: Command): void {
     )
     .option('--restart', 'ignore snapshots already in --out and start over')
     .option('--resolution <px>', 'from scratch: image size')
-    .option('--mbstd <n>', 'from scratch: minibatch-std group size', '4');
+    .option('--mbstd <n>', 'from scratch: minibatch-std group size', '4')
+    .option(
+      '--threads <n|auto>',
+      'wasm/cpu: threads computing the minibatch in rounds side by side (auto: one per core)',
+      'auto',
+    );
   addArchitectureOptions(command, { mappingLayers: 2 }, 'from scratch: ').action(
     async (opts: FinetuneCliOptions) => {
       await initBackend(program.opts().backend);
@@ -303,6 +310,10 @@ export function register(program: Command): void {
       const previewSeeds = parseSeeds(opts.previewSeeds, 64);
       const scoreSamples = parseNumber('--score-samples', opts.scoreSamples, { integer: true });
       const scoreBudget = parseNumber('--score-budget', opts.scoreBudget, { min: 1e-6 });
+      const threads =
+        opts.threads === 'auto'
+          ? availableParallelism()
+          : parseNumber('--threads', opts.threads, { integer: true, min: 1 });
       // The data is checked before any model is loaded: a wrong --data costs no wait.
       const resolution = opts.base
         ? (await readCheckpointInfo(opts.base)).config.G.resolution
@@ -415,6 +426,7 @@ export function register(program: Command): void {
           previewSeeds,
           resume: !opts.restart,
           signal: controller.signal,
+          threads,
           onProgress: (e) => {
             pending = pending.then(() => onProgress(e));
           },
@@ -433,7 +445,8 @@ export function register(program: Command): void {
         const last = result.snapshots.at(-1);
         process.stdout.write(
           `${result.cancelled ? 'stopped' : 'finished'} at epoch ${result.state.epoch}/${epochs} ` +
-            `(${round(result.state.imagesSeen / 1000)} kimg)${result.resumedFrom ? `, resumed from ${result.resumedFrom}` : ''}; ` +
+            `(${round(result.state.imagesSeen / 1000)} kimg)${result.resumedFrom ? `, resumed from ${result.resumedFrom}` : ''}` +
+            `${result.threads > 1 ? ` on ${result.threads} threads` : ''}; ` +
             `${last ? `latest snapshot ${last.path}` : 'no snapshot yet'}\n`,
         );
         const scored = await readSnapshotScores(result.snapshots);

@@ -11,6 +11,17 @@ import { type SynthesisBlockShape, synthesisBlocks } from './specs.ts';
 
 export interface SynthesisOptions {
   noiseMode?: NoiseMode;
+  /**
+   * With noiseMode 'random': draws each layer's noise from a seed derived from this one, so a
+   * training round gives the same images wherever it runs (the round threads of phases.ts) and a
+   * resumed run repeats its draws. Unseeded draws when absent.
+   */
+  noiseSeed?: number;
+}
+
+/** Seed of the noise of synthesis layer `layer` (0 = the first) from the pass's noise seed. */
+export function layerNoiseSeed(noiseSeed: number, layer: number): number {
+  return ((noiseSeed ^ Math.imul(layer + 1, 2_246_822_519)) >>> 0) % 2 ** 31;
 }
 
 /** x [N,H,W,I] times the styles [N,I] per sample and channel (on webgpu one program each way). */
@@ -112,7 +123,15 @@ export class SynthesisLayer extends Module {
     this.affine = new FullyConnectedLayer(`${prefix}affine.`, wDim, inChannels);
   }
 
-  forward(params: ParamStore, x: tf.Tensor4D, w: tf.Tensor2D, noiseMode: NoiseMode, gain = 1): tf.Tensor4D {
+  /** noiseSeed: this layer's seed for noiseMode 'random' (unseeded when undefined). */
+  forward(
+    params: ParamStore,
+    x: tf.Tensor4D,
+    w: tf.Tensor2D,
+    noiseMode: NoiseMode,
+    gain = 1,
+    noiseSeed?: number,
+  ): tf.Tensor4D {
     const n = x.shape[0];
     assertShape(
       x,
@@ -123,7 +142,7 @@ export class SynthesisLayer extends Module {
     let noise: tf.Tensor | null = null;
     const r = this.resolution;
     if (noiseMode === 'random') {
-      noise = tf.randomNormal([n, r, r, 1]);
+      noise = tf.randomNormal([n, r, r, 1], 0, 1, 'float32', noiseSeed);
     } else if (noiseMode === 'const') {
       noise = tf.reshape(this.p(params, 'noise_const'), [1, r, r, 1]);
     }
@@ -204,13 +223,14 @@ export class SynthesisBlock extends Module {
     this.numConv = inChannels === 0 ? 1 : 2;
   }
 
-  /** ws: this block's numConv + 1 w vectors, [N, k, w_dim]. */
+  /** ws: this block's numConv + 1 w vectors, [N, k, w_dim]; layerSeeds: its layers' noise seeds. */
   forward(
     params: ParamStore,
     x: tf.Tensor4D | null,
     img: tf.Tensor4D | null,
     ws: tf.Tensor2D[],
     noiseMode: NoiseMode,
+    layerSeeds: (number | undefined)[] = [],
   ): { x: tf.Tensor4D; img: tf.Tensor4D } {
     tf.util.assert(ws.length === this.numConv + 1, () => `${this.prefix}: expected ${this.numConv + 1} ws`);
     const n = ws[0].shape[0];
@@ -218,11 +238,11 @@ export class SynthesisBlock extends Module {
     if (this.conv0 === null) {
       const c = this.p(params, 'const');
       h = broadcastCopies(tf.expandDims(c, 0) as tf.Tensor4D, [n, ...c.shape]);
-      h = this.conv1.forward(params, h, ws[0], noiseMode);
+      h = this.conv1.forward(params, h, ws[0], noiseMode, 1, layerSeeds[0]);
     } else {
       tf.util.assert(x !== null, () => `${this.prefix}: missing input features`);
-      h = this.conv0.forward(params, x!, ws[0], noiseMode);
-      h = this.conv1.forward(params, h, ws[1], noiseMode);
+      h = this.conv0.forward(params, x!, ws[0], noiseMode, 1, layerSeeds[0]);
+      h = this.conv1.forward(params, h, ws[1], noiseMode, 1, layerSeeds[1]);
     }
     const rgb = this.torgb.forward(params, h, ws[this.numConv]);
     const out = img ? tf.add(upsample2d(img), rgb) : rgb;
@@ -269,8 +289,12 @@ export class SynthesisNetwork extends Module {
       // (Under a gradient tape this is safe too: the tape keeps its own copies of what it needs.)
       for (const [i, block] of this.blocks.entries()) {
         const blockWs = perLayer.slice(offsets[i], offsets[i] + block.numConv + 1);
+        // The block's conv layers are synthesis layers offsets[i], offsets[i] + 1.
+        const layerSeeds = Array.from({ length: block.numConv }, (_, k) =>
+          opts.noiseSeed === undefined ? undefined : layerNoiseSeed(opts.noiseSeed, offsets[i] + k),
+        );
         const out: { x: tf.Tensor4D; img: tf.Tensor4D } = tf.tidy(() =>
-          block.forward(params, x, img, blockWs, noiseMode),
+          block.forward(params, x, img, blockWs, noiseMode, layerSeeds),
         );
         x?.dispose();
         img?.dispose();

@@ -3,99 +3,30 @@
 // steps), Dmain (logistic loss on augmented fakes and reals), Dreg (R1 every r1Interval steps).
 // Each phase takes its own Adam step with the lazy regularisation correction; then the w_avg
 // tracker and the generator EMA. Minibatches larger than batchGpu are split into rounds whose
-// gradients are averaged.
+// gradients are averaged (rounds.ts); on the CPU backends the rounds may run side by side on
+// round threads (round-threads.ts).
 import type { DiscriminatorConfig, GeneratorConfig } from '../config.ts';
 import { Discriminator } from '../networks/discriminator.ts';
-import { Generator, mixStyles } from '../networks/generator.ts';
+import { Generator } from '../networks/generator.ts';
 import { bufferNames } from '../networks/specs.ts';
 import { releaseDerivedWeights } from '../ops/conv.ts';
-import { trainingConvOps } from '../ops/grad/install.ts';
 import type { ParamStore } from '../params.ts';
-import { NumpyRandomState } from '../seeds.ts';
 import { tf } from '../tf.ts';
 import { Adam, STYLEGAN2_ADAM } from './adam.ts';
-import { type AdaptiveAugment, AUGMENT_PRESETS, applyAugment, sampleAugment } from './augment.ts';
+import type { AdaptiveAugment } from './augment.ts';
 import type { TrainingSet } from './data.ts';
 import type { TrainHyperparameters } from './hyperparameters.ts';
-import {
-  discriminatorFakeLoss,
-  discriminatorRealLoss,
-  emaBeta,
-  generatorLoss,
-  lazyRegularizationAdam,
-  pathLengthPenalty,
-  r1Penalty,
-} from './loss.ts';
+import { emaBeta, lazyRegularizationAdam } from './loss.ts';
+import { type RoundSumsData, RoundThreads, readParams } from './round-threads.ts';
+import { type Phase, PhaseRounds, type RoundContext, type RoundSums } from './rounds.ts';
 import type { TrainingState } from './snapshot.ts';
 
 /** The mapping network's running mean of w moves this little per step (official w_avg_beta). */
 export const W_AVG_BETA = 0.995;
 
-/**
- * The calls of D in one step. Each draws its own augmentation (as the official run_D does per
- * call); the number picks that draw's seed stream, so it must not change (resumed runs and
- * seeded tests reproduce their augmentations).
- */
-const D_CALL_STREAM = { Gmain: 0, DmainFake: 1, DmainReal: 2, Dreg: 3 } as const;
-type DCall = keyof typeof D_CALL_STREAM;
-
-/** What each seed stream of a step is for (fixed numbers, for the same reason). */
-const PURPOSE = {
-  gZ: 1,
-  gMix: 2,
-  plZ: 3,
-  plMix: 4,
-  plNoise: 5,
-  dZ: 6,
-  dMix: 7,
-  augment: 8,
-  mixCoin: 9,
-} as const;
-
-/** Integer seed for tfjs's seeded random ops, unique per (run seed, step, purpose). */
-function derivedSeed(seed: number, step: number, purpose: number): number {
-  return (((seed * 2_654_435_761) ^ (step * 40_503) ^ (purpose * 97_531)) >>> 0) % 2 ** 31;
-}
-
 /** A network's parameters as variables: trainable ones registered for gradients, buffers not. */
 function asVariables(params: ParamStore, buffers: Set<string>): Map<string, tf.Variable> {
   return new Map([...params].map(([name, t]) => [name, tf.variable(t, !buffers.has(name))]));
-}
-
-/**
- * Gradients of a scalar loss averaged over `rounds`, keyed by parameter name, and the mean loss.
- * `loss(r)` runs inside the gradient scope; tensors it must hand out it keeps itself.
- */
-function averagedGradients(
-  rounds: number,
-  trainable: Map<string, tf.Variable>,
-  loss: (round: number) => tf.Scalar,
-): { grads: Map<string, tf.Tensor>; value: tf.Scalar } {
-  const varList = [...trainable.values()];
-  const nameOf = new Map([...trainable].map(([name, v]) => [v.name, name]));
-  const sums = new Map<string, tf.Tensor>();
-  let total: tf.Scalar = tf.scalar(0);
-  for (let r = 0; r < rounds; r++) {
-    const { value, grads } = tf.variableGrads(() => loss(r), varList);
-    for (const [varName, g] of Object.entries(grads)) {
-      const name = nameOf.get(varName)!;
-      const previous = sums.get(name);
-      sums.set(name, previous ? tf.add(previous, g) : g);
-      if (previous) tf.dispose([previous, g]);
-    }
-    const nextTotal = tf.add(total, value) as tf.Scalar;
-    tf.dispose([total, value]);
-    total = nextTotal;
-  }
-  if (rounds > 1) {
-    for (const [name, g] of sums) {
-      sums.set(name, tf.div(g, rounds));
-      g.dispose();
-    }
-  }
-  const value = tf.div(total, rounds) as tf.Scalar;
-  total.dispose();
-  return { grads: sums, value };
 }
 
 export interface StartingNetworks {
@@ -111,15 +42,18 @@ export class MinibatchTrainer {
   readonly gParams: Map<string, tf.Variable>;
   readonly dParams: Map<string, tf.Variable>;
   readonly emaParams: Map<string, tf.Variable>;
-  private readonly gTrainable: Map<string, tf.Variable>;
-  private readonly dTrainable: Map<string, tf.Variable>;
+  private readonly phases: PhaseRounds;
   private readonly gOpt: Adam;
   private readonly dOpt: Adam;
   private readonly rounds: number;
+  /** Round threads beside this one (threads - 1 of them), started by startThreads. */
+  private pool: RoundThreads | null = null;
+  /** Bumped by every update of a network: the round threads copy it only when it changed. */
+  private readonly versions = { G: 0, D: 0 };
 
   constructor(
-    private readonly gCfg: GeneratorConfig,
-    dCfg: DiscriminatorConfig,
+    gCfg: GeneratorConfig,
+    private readonly dCfg: DiscriminatorConfig,
     source: StartingNetworks,
     private readonly hyper: TrainHyperparameters,
     private readonly data: TrainingSet,
@@ -127,28 +61,38 @@ export class MinibatchTrainer {
     private readonly state: TrainingState,
     private readonly ada: AdaptiveAugment | null,
   ) {
-    const gBuffers = bufferNames(Generator.specs(gCfg));
-    const dBuffers = bufferNames(Discriminator.specs(dCfg));
-    this.gParams = asVariables(source.G, gBuffers);
-    this.dParams = asVariables(source.D, dBuffers);
+    this.gParams = asVariables(source.G, bufferNames(Generator.specs(gCfg)));
+    this.dParams = asVariables(source.D, bufferNames(Discriminator.specs(dCfg)));
     this.emaParams = asVariables(source.G_ema ?? source.G, new Set(source.G.keys()));
-    // This run's networks differentiate on every backend, to any order; other networks of the
-    // process (a generate job beside this fine-tune) keep the native convolutions.
-    const convOps = trainingConvOps();
-    this.G = new Generator(gCfg, this.gParams, { convOps });
-    this.D = new Discriminator(dCfg, this.dParams, { convOps });
-    this.gTrainable = new Map([...this.gParams].filter(([name]) => !gBuffers.has(name)));
-    const frozen = new Set(this.D.blocks.slice(0, hyper.freezeD).map((b) => b.prefix));
-    this.dTrainable = new Map(
-      [...this.dParams].filter(
-        ([name]) => !dBuffers.has(name) && ![...frozen].some((p) => name.startsWith(p)),
-      ),
-    );
+    this.phases = new PhaseRounds(gCfg, dCfg, this.gParams, this.dParams, hyper, data);
+    this.G = this.phases.G;
+    this.D = this.phases.D;
     const adamFor = (lr: number, interval: number | null) =>
       new Adam(lazyRegularizationAdam({ lr, ...STYLEGAN2_ADAM }, interval));
     this.gOpt = adamFor(hyper.glr, hyper.plWeight > 0 ? hyper.plInterval : null);
     this.dOpt = adamFor(hyper.dlr, hyper.r1Gamma > 0 ? hyper.r1Interval : null);
     this.rounds = hyper.batchSize / hyper.batchGpu;
+  }
+
+  /**
+   * Runs the minibatch's rounds on `threads` threads (this one and threads - 1 round threads,
+   * each with its own wasm or cpu engine): on CPU backends one engine uses one core. At most one
+   * thread per round; returns how many run.
+   */
+  async startThreads(threads: number): Promise<number> {
+    const count = Math.min(threads, this.rounds);
+    if (count <= 1 || this.pool) return this.pool ? this.pool.size + 1 : 1;
+    this.pool = await RoundThreads.start(count - 1, {
+      gCfg: this.G.cfg,
+      dCfg: this.dCfg,
+      hyper: this.hyper,
+      G: await readParams(this.gParams),
+      D: await readParams(this.dParams),
+      pixels: this.data.pixels,
+      resolution: this.data.resolution,
+      dataId: this.data.id,
+    });
+    return count;
   }
 
   augmentP(): number {
@@ -160,172 +104,122 @@ export class MinibatchTrainer {
 
   /** One minibatch through every phase due at this step; returns the losses of those phases. */
   async step(items: number[]): Promise<Record<string, number>> {
-    const { plWeight, plInterval, r1Gamma, r1Interval } = this.hyper;
+    const { plWeight, plInterval, r1Gamma, r1Interval, batchSize } = this.hyper;
     const step = this.state.step;
-    const reals = this.data.batch(items);
+    const ctx = (): RoundContext => ({
+      seed: this.state.seed,
+      step,
+      augmentP: this.augmentP(),
+      plMean: this.state.plMean,
+    });
     const losses: Record<string, number> = {};
-    try {
-      losses.G = await this.generatorMain();
-      if (plWeight > 0 && step % plInterval === 0) losses.pl = await this.generatorPathLength();
-      losses.D = await this.discriminatorMain(reals);
-      if (r1Gamma > 0 && step % r1Interval === 0) losses.r1 = await this.discriminatorR1(reals);
-      this.updateEma();
-    } finally {
-      reals.dispose();
+    // Gmain: the generator's non-saturating loss; its round 0 feeds the w_avg tracker.
+    const gMain = await this.runPhase('Gmain', ctx(), items);
+    this.apply('G', gMain);
+    losses.G = gMain.loss / this.rounds;
+    if (gMain.wMean) this.trackWAvg(gMain.wMean);
+    if (plWeight > 0 && step % plInterval === 0) {
+      // Greg: path-length regularisation; the running mean moves once per round, the last kept.
+      const greg = await this.runPhase('Greg', ctx(), items);
+      this.apply('G', greg);
+      losses.pl = greg.loss / this.rounds / (plWeight * plInterval);
+      const last = greg.plMeans.sort((a, b) => a[0] - b[0]).at(-1);
+      if (last) this.state.plMean = last[1];
     }
+    // Dmain: D's logistic loss on generated images and reals; feeds ADA.
+    const dMain = await this.runPhase('Dmain', ctx(), items);
+    this.apply('D', dMain);
+    losses.D = dMain.loss / this.rounds;
+    this.ada?.update(dMain.signSum / batchSize, batchSize);
+    if (r1Gamma > 0 && step % r1Interval === 0) {
+      // Dreg: the R1 penalty on reals, reported before its weight.
+      const dreg = await this.runPhase('Dreg', ctx(), items);
+      this.apply('D', dreg);
+      losses.r1 = dreg.loss / this.rounds / ((r1Gamma / 2) * r1Interval);
+    }
+    this.updateEma();
     return losses;
   }
 
-  dispose(): void {
+  /**
+   * A phase's rounds: round r runs on thread r mod threads (this thread is 0). The round threads
+   * get their work first, so they compute while this thread does its share.
+   */
+  private async runPhase(phase: Phase, ctx: RoundContext, items: readonly number[]): Promise<RoundSums> {
+    const threads = this.pool ? this.pool.size + 1 : 1;
+    const all = Array.from({ length: this.rounds }, (_, r) => r);
+    // Posted before this thread starts its own rounds, which hold it until they are done.
+    const remote = this.pool
+      ? await this.pool.send(phase, ctx, items, (t) => all.filter((r) => r % threads === t + 1), {
+          G: { version: this.versions.G, params: this.phases.gTrainable },
+          D: { version: this.versions.D, params: this.phases.dTrainable },
+        })
+      : null;
+    let sums: RoundSums;
+    try {
+      sums = await this.phases.run(
+        phase,
+        all.filter((r) => r % threads === 0),
+        ctx,
+        items,
+      );
+    } catch (err) {
+      await remote?.answers.catch(() => undefined);
+      throw err;
+    }
+    if (remote) {
+      let answers: RoundSumsData[];
+      try {
+        answers = await remote.answers;
+      } catch (err) {
+        tf.dispose([...sums.grads.values(), ...(sums.wMean ? [sums.wMean] : [])]);
+        throw err;
+      }
+      for (const a of answers) {
+        sums.loss += a.loss;
+        sums.signSum += a.signSum;
+        sums.plMeans.push(...a.plMeans);
+        for (const [name, data] of Object.entries(a.grads)) {
+          const previous = sums.grads.get(name);
+          const g = tf.tensor(data, previous?.shape ?? this.shapeOf(name));
+          sums.grads.set(name, previous ? tf.add(previous, g) : g);
+          if (previous) tf.dispose([previous, g]);
+        }
+      }
+    }
+    if (this.rounds > 1) {
+      for (const [name, g] of sums.grads) {
+        sums.grads.set(name, tf.div(g, this.rounds));
+        g.dispose();
+      }
+    }
+    return sums;
+  }
+
+  private shapeOf(name: string): number[] {
+    const v = this.gParams.get(name) ?? this.dParams.get(name);
+    if (!v) throw new Error(`a round thread sent a gradient of an unknown parameter ${name}`);
+    return v.shape;
+  }
+
+  /** Adam on the phase's mean gradients; the round threads see the network's new version. */
+  private apply(network: 'G' | 'D', sums: RoundSums): void {
+    (network === 'G' ? this.gOpt : this.dOpt).apply(
+      network === 'G' ? this.gParams : this.dParams,
+      sums.grads,
+    );
+    tf.dispose([...sums.grads.values()]);
+    this.versions[network]++;
+  }
+
+  async dispose(): Promise<void> {
+    await this.pool?.close();
+    this.pool = null;
     this.gOpt.dispose();
     this.dOpt.dispose();
     for (const params of [this.gParams, this.dParams, this.emaParams])
       for (const v of params.values()) v.dispose();
     releaseDerivedWeights();
-  }
-
-  /** Gmain: the generator's non-saturating loss; also feeds the w_avg tracker. */
-  private async generatorMain(): Promise<number> {
-    const { batchGpu } = this.hyper;
-    const tracked: { wMean: tf.Tensor | null } = { wMean: null };
-    const gMain = averagedGradients(this.rounds, this.gTrainable, (r) => {
-      const { ws, w } = this.mappedWs(batchGpu, PURPOSE.gZ, PURPOSE.gMix, r);
-      if (r === 0) tracked.wMean = tf.keep(tf.mean(w, 0));
-      const images = this.G.synthesize(ws, { noiseMode: 'random' });
-      return tf.mean(generatorLoss(this.discriminate(images, 'Gmain'))) as tf.Scalar;
-    });
-    this.gOpt.apply(this.gParams, gMain.grads);
-    const loss = (await gMain.value.data())[0];
-    tf.dispose([gMain.value, ...gMain.grads.values()]);
-    if (tracked.wMean) this.trackWAvg(tracked.wMean);
-    return loss;
-  }
-
-  /** Greg: path-length regularisation; returns the penalty before its weight. */
-  private async generatorPathLength(): Promise<number> {
-    const { batchGpu, plWeight, plInterval, plBatchShrink } = this.hyper;
-    const step = this.state.step;
-    const n = Math.max(1, Math.floor(batchGpu / plBatchShrink));
-    // The running mean moves once per round; the last round's value is the one kept.
-    const moved: { mean: tf.Scalar | null } = { mean: null };
-    const greg = averagedGradients(this.rounds, this.gTrainable, (r) => {
-      const { ws } = this.mappedWs(n, PURPOSE.plZ, PURPOSE.plMix, r);
-      const pl = pathLengthPenalty(
-        (w) => this.G.synthesize(w, { noiseMode: 'random' }),
-        ws,
-        this.state.plMean,
-        {
-          decay: this.hyper.plDecay,
-          seed: derivedSeed(this.state.seed, step, PURPOSE.plNoise * 64 + r),
-        },
-      );
-      moved.mean?.dispose();
-      moved.mean = pl.mean;
-      return tf.mul(tf.mean(pl.penalty), plWeight * plInterval) as tf.Scalar;
-    });
-    this.gOpt.apply(this.gParams, greg.grads);
-    const penalty = (await greg.value.data())[0] / (plWeight * plInterval);
-    if (moved.mean) {
-      this.state.plMean = (await moved.mean.data())[0];
-      moved.mean.dispose();
-    }
-    tf.dispose([greg.value, ...greg.grads.values()]);
-    return penalty;
-  }
-
-  /** Dmain: D's logistic loss on generated images (no gradient into G) and reals; feeds ADA. */
-  private async discriminatorMain(reals: tf.Tensor4D): Promise<number> {
-    const { batchSize, batchGpu } = this.hyper;
-    // Generated outside the gradient scope, so that G's ops are not taped for D's gradients.
-    const fakes = Array.from({ length: this.rounds }, (_, r) =>
-      tf.tidy(() =>
-        this.G.synthesize(this.mappedWs(batchGpu, PURPOSE.dZ, PURPOSE.dMix, r).ws, { noiseMode: 'random' }),
-      ),
-    );
-    let signSum = 0;
-    const signs: tf.Tensor[] = [];
-    const dMain = averagedGradients(this.rounds, this.dTrainable, (r) => {
-      const fakeLoss = tf.mean(discriminatorFakeLoss(this.discriminate(fakes[r], 'DmainFake')));
-      const realLogits = this.discriminate(this.realRound(reals, r), 'DmainReal');
-      signs.push(tf.keep(tf.sum(tf.sign(realLogits))));
-      return tf.add(fakeLoss, tf.mean(discriminatorRealLoss(realLogits))) as tf.Scalar;
-    });
-    this.dOpt.apply(this.dParams, dMain.grads);
-    const loss = (await dMain.value.data())[0];
-    for (const s of signs) signSum += (await s.data())[0];
-    tf.dispose([dMain.value, ...dMain.grads.values(), ...signs, ...fakes]);
-    this.ada?.update(signSum / batchSize, batchSize);
-    return loss;
-  }
-
-  /** Dreg: the R1 penalty on reals; returns it before its weight. */
-  private async discriminatorR1(reals: tf.Tensor4D): Promise<number> {
-    const { r1Gamma, r1Interval } = this.hyper;
-    const weight = (r1Gamma / 2) * r1Interval;
-    const dreg = averagedGradients(this.rounds, this.dTrainable, (r) => {
-      const r1 = r1Penalty((x) => this.discriminate(x, 'Dreg'), this.realRound(reals, r));
-      return tf.mul(tf.mean(r1), weight) as tf.Scalar;
-    });
-    this.dOpt.apply(this.dParams, dreg.grads);
-    const penalty = (await dreg.value.data())[0] / weight;
-    tf.dispose([dreg.value, ...dreg.grads.values()]);
-    return penalty;
-  }
-
-  private realRound(reals: tf.Tensor4D, round: number): tf.Tensor4D {
-    const { batchGpu } = this.hyper;
-    return tf.slice(reals, [round * batchGpu], [batchGpu]) as tf.Tensor4D;
-  }
-
-  /** run_D: augmentation (its own draw per call) then D. */
-  private discriminate(images: tf.Tensor4D, call: DCall): tf.Tensor2D {
-    const p = this.augmentP();
-    let x = images;
-    if (p > 0) {
-      const [n, h, w] = images.shape;
-      const rng = new NumpyRandomState(
-        derivedSeed(this.state.seed, this.state.step, PURPOSE.augment * 16 + D_CALL_STREAM[call]),
-      );
-      const spec = AUGMENT_PRESETS[this.hyper.augmentPreset];
-      x = applyAugment(images, sampleAugment(spec, p, n, { height: h, width: w }, rng), spec.xintPad);
-    }
-    return this.D.forward(x);
-  }
-
-  /** run_G's mapping with style mixing: ws for `n` latents drawn from the purpose's seeds. */
-  private mappedWs(
-    n: number,
-    zPurpose: number,
-    mixPurpose: number,
-    round: number,
-  ): { ws: tf.Tensor3D; w: tf.Tensor2D } {
-    const { seed, step } = this.state;
-    const z = tf.randomNormal(
-      [n, this.gCfg.zDim],
-      0,
-      1,
-      'float32',
-      derivedSeed(seed, step, zPurpose * 64 + round),
-    ) as tf.Tensor2D;
-    const w = this.G.mapping.embed(this.gParams, z);
-    let ws = this.G.mapping.broadcast(w);
-    const coin = new NumpyRandomState(derivedSeed(seed, step, PURPOSE.mixCoin * 64 + zPurpose * 8 + round));
-    const cutoff = 1 + Math.floor(coin.randomSample() * (this.G.numWs - 1));
-    if (this.hyper.styleMixing > 0 && coin.randomSample() < this.hyper.styleMixing) {
-      const z2 = tf.randomNormal(
-        [n, this.gCfg.zDim],
-        0,
-        1,
-        'float32',
-        derivedSeed(seed, step, mixPurpose * 64 + round),
-      );
-      ws = mixStyles(
-        ws,
-        this.G.mapping.broadcast(this.G.mapping.embed(this.gParams, z2 as tf.Tensor2D)),
-        cutoff,
-      );
-    }
-    return { ws, w };
   }
 
   /** w_avg = lerp(mean w of this step, w_avg, W_AVG_BETA), for truncation later. */
@@ -343,7 +237,7 @@ export class MinibatchTrainer {
     tf.tidy(() => {
       for (const [name, ema] of this.emaParams) {
         const p = this.gParams.get(name)!;
-        ema.assign(this.gTrainable.has(name) ? tf.add(p, tf.mul(tf.sub(ema, p), beta)) : p);
+        ema.assign(this.phases.gTrainable.has(name) ? tf.add(p, tf.mul(tf.sub(ema, p), beta)) : p);
       }
     });
   }

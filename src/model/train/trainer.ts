@@ -9,6 +9,7 @@ import type { ModelScore } from '../checkpoint/format.ts';
 import { type Checkpoint, disposeCheckpoint, loadCheckpoint, saveCheckpoint } from '../checkpoint/io.ts';
 import type { DiscriminatorConfig, GeneratorConfig, ModelConfig } from '../config.ts';
 import { Generator } from '../networks/generator.ts';
+import { tf } from '../tf.ts';
 import { AdaptiveAugment } from './augment.ts';
 import { streamItems, type TrainingSet } from './data.ts';
 import { resolveHyperparameters, type TrainHyperparameters } from './hyperparameters.ts';
@@ -85,6 +86,12 @@ export interface FinetuneOptions {
   scoreSnapshot?: SnapshotScorer;
   /** Stops within one minibatch; the snapshots written so far stay. */
   signal?: AbortSignal;
+  /**
+   * Threads that compute the minibatch's rounds side by side, on the CPU backends (wasm, cpu:
+   * one engine uses one core). Without an explicit batchGpu, the minibatch is split into this
+   * many rounds. 1 (the default) on other backends.
+   */
+  threads?: number;
 }
 
 export interface FinetuneResult {
@@ -92,6 +99,8 @@ export interface FinetuneResult {
   state: TrainingState;
   cancelled: boolean;
   resumedFrom: string | null;
+  /** Threads that computed the rounds (1: this one alone). */
+  threads: number;
 }
 
 /** Loads the newest snapshot of the run folder, checking it belongs to this configuration. */
@@ -137,23 +146,58 @@ export async function finetune(opts: FinetuneOptions): Promise<FinetuneResult> {
       `snapshot epochs must be whole epochs from 1 to ${opts.epochs}, got ${beyond.join(', ')}`,
     );
   }
+  const threads = trainingThreads(opts.threads ?? 1);
   const hyper = resolveHyperparameters(
     gCfg.resolution,
     data.itemsPerEpoch(opts.hyper?.mirror ?? true),
     dCfg,
-    opts.hyper,
+    roundsForThreads(opts.hyper ?? {}, threads, dCfg.mbstdGroupSize),
   );
 
   await mkdir(opts.outDir, { recursive: true });
   const resumed = opts.resume === false ? null : await loadLatest(opts.outDir, config);
   const run = new TrainingRun(opts, hyper, gCfg, dCfg, resumed);
   try {
-    return await run.train();
+    const running = await run.startThreads(threads);
+    if (threads > 1) {
+      log.info('training threads', { asked: threads, running, rounds: hyper.batchSize / hyper.batchGpu });
+    }
+    return { ...(await run.train()), threads: running };
   } finally {
-    run.dispose();
+    await run.dispose();
     // The run's variables copied the snapshot's tensors' data references; the tensors themselves go.
     if (resumed) disposeCheckpoint(resumed.ckpt);
   }
+}
+
+/** Threads worth starting: more than one only on the CPU backends, whose engines use one core. */
+function trainingThreads(asked: number): number {
+  if (!(Number.isInteger(asked) && asked > 0))
+    throw new UserError(`threads must be a positive integer, got ${asked}`);
+  const backend = tf.getBackend();
+  if (asked > 1 && backend !== 'wasm' && backend !== 'cpu') {
+    log.info('training on one thread: round threads are for the CPU backends', { backend, asked });
+    return 1;
+  }
+  return asked;
+}
+
+/**
+ * Without an explicit batchGpu, a minibatch on `threads` threads is split into `threads` rounds
+ * when it divides evenly into rounds of whole minibatch-std groups; otherwise it stays one round
+ * (and one thread).
+ */
+function roundsForThreads(
+  given: Partial<TrainHyperparameters>,
+  threads: number,
+  mbstdGroupSize: number,
+): Partial<TrainHyperparameters> {
+  if (threads <= 1 || given.batchGpu !== undefined || given.batchSize === undefined) return given;
+  const perRound = given.batchSize / threads;
+  // The minibatch-std groups stay the size one round would give them.
+  const group = Math.min(mbstdGroupSize, given.batchSize);
+  if (!Number.isInteger(perRound) || perRound % group !== 0) return given;
+  return { ...given, batchGpu: perRound };
 }
 
 class TrainingRun {
@@ -260,7 +304,7 @@ class TrainingRun {
     return { path, score };
   }
 
-  async train(): Promise<FinetuneResult> {
+  async train(): Promise<Omit<FinetuneResult, 'threads'>> {
     const { batchSize } = this.hyper;
     const { snapshotEvery, epochs, signal, onProgress } = this.opts;
     const ladder = this.opts.snapshotEpochs ?? [];
@@ -319,7 +363,11 @@ class TrainingRun {
     };
   }
 
-  dispose(): void {
-    this.trainer.dispose();
+  startThreads(threads: number): Promise<number> {
+    return this.trainer.startThreads(threads);
+  }
+
+  async dispose(): Promise<void> {
+    await this.trainer.dispose();
   }
 }
