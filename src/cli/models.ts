@@ -59,19 +59,23 @@ async function nameOf(file: string): Promise<string> {
   return entry?.name ?? file;
 }
 
-/** The style model fine-tuned from `baseFile` (its latest snapshot); the first by name if several. */
+/**
+ * The style model fine-tuned from `baseFile`, the first by name if several: its best-scored
+ * snapshot (as `/blend` without an epoch and `npm start` take), else its latest.
+ */
 export async function defaultStyleModel(baseFile: string, flag: string, quiet = false): Promise<ModelEntry> {
   const baseName = await nameOf(baseFile);
   const styles = (await registry().models())
     .filter((m) => m.kind === 'finetune' && m.parent === baseName)
     .sort((a, b) => a.name.localeCompare(b.name));
-  const style = styles[0];
-  if (!style)
+  if (!styles[0])
     throw new UserError(
       `no ${flag} given and no style model fine-tuned from ${baseName} is installed`,
       `give ${flag} <file.safetensors>`,
     );
-  if (quiet) return style;
+  if (quiet) return styles[0];
+  const best = await registry().bestSnapshot(styles[0].name);
+  const style = best ?? styles[0];
   const others =
     styles.length > 1
       ? ` (also: ${styles
@@ -80,7 +84,7 @@ export async function defaultStyleModel(baseFile: string, flag: string, quiet = 
           .join(', ')})`
       : '';
   say(
-    `${flag}: ${style.name}${style.epoch === undefined ? '' : ` epoch ${style.epoch}`} (${shown(style.path)}), fine-tuned from ${baseName}${others}; give ${flag} to use another`,
+    `${flag}: ${style.name}${style.epoch === undefined ? '' : ` epoch ${style.epoch}`}${best ? ' (its best-scored snapshot)' : ''} (${shown(style.path)}), fine-tuned from ${baseName}${others}; give ${flag} to use another`,
   );
   return style;
 }

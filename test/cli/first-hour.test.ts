@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { plannedImages } from '../../src/cli/commands/finetune.ts';
 import { checkpointOutput, imageFormatOf, parseNumber } from '../../src/cli/options.ts';
 import { readCheckpointInfo } from '../../src/model/checkpoint/info.ts';
+import { ModelRegistry } from '../../src/pipelines/registry.ts';
 import { plural } from '../../src/text.ts';
 
 const execFileAsync = promisify(execFile);
@@ -111,7 +112,14 @@ describe('facestyle commands on a clean clone', () => {
 
     const run = await cli(['--backend', 'wasm', 'blend', '--layer', '16', '--out', 'b.safetensors']);
     expect(run.code, run.stderr).toBe(0);
-    expect(run.stderr).toMatch(/--style: demo-lorelei epoch 8 .* fine-tuned from demo-faces/);
+    // The snapshot /blend and npm start take without an epoch: the best-scored one.
+    const best = await new ModelRegistry([join(root, 'checkpoints')]).bestSnapshot('demo-lorelei');
+    expect(best?.epoch).toBeDefined();
+    expect(run.stderr).toMatch(
+      new RegExp(
+        `--style: demo-lorelei epoch ${best!.epoch} \\(its best-scored snapshot\\) .* fine-tuned from demo-faces`,
+      ),
+    );
     const info = await readCheckpointInfo(join(root, 'b.safetensors'));
     expect(info.meta.kind).toBe('blend');
   });
