@@ -2,29 +2,14 @@
 // stock tfjs composite it replaces, on the webgpu backend (lavapipe in CI): values, first-order
 // gradients in every input, and the second-order gradient path length takes through the affine
 // layers, at odd shapes, batch 1 and > 1, every transpose and squared operand.
-import { beforeAll, describe, expect, it, type TestContext } from 'vitest';
-import { BackendError, initBackend, readTensor } from '../src/model/backend.ts';
+import { describe, expect, it } from 'vitest';
+import { readTensor } from '../src/model/backend.ts';
 import { broadcastCopies } from '../src/model/networks/layers.ts';
-import { installSecondOrderGradients } from '../src/model/ops/grad/activations.ts';
 import { type DenseAttrs, dense } from '../src/model/ops/webgpu/dense.ts';
 import { tf } from '../src/model/tf.ts';
+import { expectClose, seeded, useWebGpuKernels } from './support/webgpu-kernels.ts';
 
-let available = true;
-
-beforeAll(async () => {
-  try {
-    await initBackend('webgpu');
-    installSecondOrderGradients();
-  } catch (err) {
-    if (process.env.CI_REQUIRE_WEBGPU || !(err instanceof BackendError)) throw err;
-    console.warn(`skipped: no WebGPU adapter (set CI_REQUIRE_WEBGPU=1 to make this fail): ${err.message}`);
-    available = false;
-  }
-});
-
-function skipWithoutWebGpu(ctx: TestContext): void {
-  if (!available) ctx.skip('no WebGPU adapter on this machine');
-}
+const skipWithoutWebGpu = useWebGpuKernels();
 
 /** The tfjs ops the program replaces. */
 function composite(
@@ -39,24 +24,6 @@ function composite(
   if (bias) t = tf.add(t, tf.mul(bias, attrs.beta));
   if (attrs.slope !== 1) t = tf.leakyRelu(t, attrs.slope);
   return tf.mul(t, attrs.gain) as tf.Tensor2D;
-}
-
-function seeded(shape: number[], seed: number, scale = 1): tf.Tensor {
-  return tf.mul(tf.randomNormal(shape, 0, 1, 'float32', seed), scale);
-}
-
-async function expectClose(a: tf.Tensor, b: tf.Tensor, what: string, tol = 1e-5) {
-  expect(a.shape, what).toEqual(b.shape);
-  const [va, vb] = [await readTensor(a), await readTensor(b)];
-  const scale = Math.max(1e-6, ...Array.from(vb, Math.abs));
-  let worst = 0;
-  for (let i = 0; i < va.length; i++) worst = Math.max(worst, Math.abs(va[i] - vb[i]));
-  expect(worst / scale, what).toBeLessThan(tol);
-  // A gradient that is zero everywhere would compare equal and prove nothing.
-  expect(
-    Array.from(vb).some((v) => v !== 0),
-    `${what} is not all zero`,
-  ).toBe(true);
 }
 
 interface Case {

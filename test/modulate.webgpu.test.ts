@@ -2,47 +2,12 @@
 // replace (a broadcast multiply; a multiply and a sum over the pixels), on the webgpu backend
 // (lavapipe in CI): values, first-order gradients in every input, and second order (path length
 // differentiates the styles' gradient again), at odd shapes, batch 1 and > 1.
-import { beforeAll, describe, expect, it, type TestContext } from 'vitest';
-import { BackendError, initBackend, readTensor } from '../src/model/backend.ts';
-import { installSecondOrderGradients } from '../src/model/ops/grad/activations.ts';
+import { describe, expect, it } from 'vitest';
 import { channelSum, channelSumSplits, modulate } from '../src/model/ops/webgpu/modulate.ts';
 import { tf } from '../src/model/tf.ts';
+import { expectClose, seeded, useWebGpuKernels } from './support/webgpu-kernels.ts';
 
-let available = true;
-
-beforeAll(async () => {
-  try {
-    await initBackend('webgpu');
-    installSecondOrderGradients();
-  } catch (err) {
-    if (process.env.CI_REQUIRE_WEBGPU || !(err instanceof BackendError)) throw err;
-    console.warn(`skipped: no WebGPU adapter (set CI_REQUIRE_WEBGPU=1 to make this fail): ${err.message}`);
-    available = false;
-  }
-});
-
-function skipWithoutWebGpu(ctx: TestContext): void {
-  if (!available) ctx.skip('no WebGPU adapter on this machine');
-}
-
-function seeded(shape: number[], seed: number, scale = 1): tf.Tensor {
-  return tf.mul(tf.randomNormal(shape, 0, 1, 'float32', seed), scale);
-}
-
-async function expectClose(a: tf.Tensor, b: tf.Tensor, what: string, tol = 1e-5) {
-  expect(a.shape, what).toEqual(b.shape);
-  const [va, vb] = [await readTensor(a), await readTensor(b)];
-  // A loop, not Math.max(...): the split cases' gradients are too long to spread into arguments.
-  const scale = vb.reduce((m, v) => Math.max(m, Math.abs(v)), 1e-6);
-  let worst = 0;
-  for (let i = 0; i < va.length; i++) worst = Math.max(worst, Math.abs(va[i] - vb[i]));
-  expect(worst / scale, what).toBeLessThan(tol);
-  // A gradient that is zero everywhere would compare equal and prove nothing.
-  expect(
-    Array.from(vb).some((v) => v !== 0),
-    `${what} is not all zero`,
-  ).toBe(true);
-}
+const skipWithoutWebGpu = useWebGpuKernels();
 
 type ModulateFn = (x: tf.Tensor, s: tf.Tensor) => tf.Tensor;
 type ChannelSumFn = (a: tf.Tensor, b: tf.Tensor | null, overBatch: boolean) => tf.Tensor;
