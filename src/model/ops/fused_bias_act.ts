@@ -11,6 +11,7 @@
 // The second is linear in dz and piecewise constant in the rest, so its own gradient is itself
 // (in dz) and zero (elsewhere): the set closes.
 import { tf } from '../tf.ts';
+import type { KernelArgs } from './webgpu/kernel-args.ts';
 import { channelSum } from './webgpu/modulate.ts';
 
 const FORWARD = 'FacestyleBiasAct';
@@ -116,15 +117,7 @@ function partsOf(inputs: tf.NamedTensorInfoMap): Part[] {
 }
 
 function run(backward: boolean) {
-  return ({
-    inputs,
-    attrs,
-    backend,
-  }: {
-    inputs: tf.NamedTensorInfoMap;
-    attrs?: tf.NamedAttrMap;
-    backend: unknown;
-  }) => {
+  return ({ inputs, attrs, backend }: KernelArgs) => {
     const a = attrs as unknown as FusedBiasActAttrs;
     const parts = partsOf(inputs);
     const x = inputs.x as TensorInfoLike;

@@ -17,6 +17,7 @@
 import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
 import { tf } from '../../tf.ts';
 import { fusedBiasActGrad } from '../fused_bias_act.ts';
+import type { KernelArgs } from './kernel-args.ts';
 
 const DENSE = 'FacestyleDense';
 const WORKGROUP = 64;
@@ -101,15 +102,7 @@ function kernelName(hasBias: boolean): string {
   return hasBias ? `${DENSE}_bias` : DENSE;
 }
 
-function run({
-  inputs,
-  attrs,
-  backend,
-}: {
-  inputs: tf.NamedTensorInfoMap;
-  attrs?: tf.NamedAttrMap;
-  backend: unknown;
-}) {
+function run({ inputs, attrs, backend }: KernelArgs) {
   const a = attrs as unknown as DenseAttrs;
   const ordered = [inputs.a, inputs.b, ...(inputs.bias ? [inputs.bias] : [])] as tf.TensorInfo[];
   const { rows, depth, cols } = productShape(ordered[0].shape, ordered[1].shape, a);

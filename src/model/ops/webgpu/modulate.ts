@@ -12,6 +12,7 @@
 import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
 import { tf } from '../../tf.ts';
 import { SumPartialsProgram } from './conv2d_filter_grad.ts';
+import type { KernelArgs } from './kernel-args.ts';
 
 const MODULATE = 'FacestyleModulate';
 const CHANNEL_SUM = 'FacestyleChannelSum';
@@ -140,7 +141,7 @@ class ChannelSumProgram implements WebGPUProgram {
   }
 }
 
-function runModulate({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; backend: unknown }) {
+function runModulate({ inputs, backend }: KernelArgs) {
   const x = inputs.x as tf.TensorInfo;
   const s = inputs.s as tf.TensorInfo;
   const [, p, c] = dims(x.shape);
@@ -151,15 +152,7 @@ function runModulate({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; backe
   ]) as unknown as tf.TensorInfo;
 }
 
-function runChannelSum({
-  inputs,
-  attrs,
-  backend,
-}: {
-  inputs: tf.NamedTensorInfoMap;
-  attrs?: tf.NamedAttrMap;
-  backend: unknown;
-}) {
+function runChannelSum({ inputs, attrs, backend }: KernelArgs) {
   const a = inputs.a as tf.TensorInfo;
   const [n, p, c] = dims(a.shape);
   const overBatch = attrs?.overBatch === true;
