@@ -7,6 +7,7 @@
 import { parseArgs } from 'node:util';
 import { initBackend } from '../src/model/backend.ts';
 import { readCheckpointInfo } from '../src/model/checkpoint/info.ts';
+import type { FeatureMatrix } from '../src/pipelines/score/kid.ts';
 import { scoreSources } from '../src/pipelines/score/score.ts';
 
 const { values, positionals } = parseArgs({
@@ -32,10 +33,12 @@ const num = Number(values.num);
 await initBackend(values.backend!);
 const started = new Date().toISOString();
 const rows: string[] = [];
+// Several models against one set (a style's snapshots) featurise the set once.
+const realFeatureCache = new Map<string, FeatureMatrix>();
 for (const job of jobs) {
   const info = await readCheckpointInfo(job.checkpoint);
   process.stderr.write(`${job.label}: ${job.checkpoint} against ${job.images}\n`);
-  const report = await scoreSources({ real: job.images, fake: job.checkpoint, num });
+  const report = await scoreSources({ real: job.images, fake: job.checkpoint, num, realFeatureCache });
   rows.push(
     `| ${job.label} | ${info.config.G.resolution} | ${info.meta.kimg ?? '?'} | ` +
       `${report.kid.toFixed(4)} ± ${report.kid_std.toFixed(4)} | ` +

@@ -9,6 +9,8 @@ import { Command } from 'commander';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { register } from '../../src/cli/commands/score.ts';
 import { writeDemoDataset } from '../../src/demo/data.ts';
+import type { FeatureMatrix } from '../../src/pipelines/score/kid.ts';
+import { scoreSources } from '../../src/pipelines/score/score.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const LORELEI_STYLE = join(root, 'checkpoints/demo-lorelei-epoch08.safetensors');
@@ -130,5 +132,23 @@ describe('facestyle score', () => {
     const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
     expect(code).toBe(1);
     expect(stderr).toMatch(/error: cannot read .*missing/);
+  });
+});
+
+describe('scoreSources with a real-feature cache', () => {
+  it('featurises one real set once for several models, with the scores it gives without the cache', async () => {
+    const realFeatureCache = new Map<string, FeatureMatrix>();
+    const stages: string[] = [];
+    const onStage = (stage: string) => stages.push(stage);
+    const first = await scoreSources({ real: lorelei, fake: faces, num: 8, realFeatureCache, onStage });
+    const second = await scoreSources({ real: lorelei, fake: lorelei, num: 8, realFeatureCache, onStage });
+    expect(realFeatureCache.size).toBe(1);
+    expect(stages.filter((s) => s.startsWith('reading 8 real images'))).toHaveLength(1);
+    const uncached = await scoreSources({ real: lorelei, fake: lorelei, num: 8 });
+    expect(second.kid).toBe(uncached.kid);
+    expect(second.diversity_real).toBe(uncached.diversity_real);
+    expect(second.num_real).toBe(8);
+    // The cached features are the set's, not the first model's: the two scores differ.
+    expect(second.kid).toBeLessThan(first.kid);
   });
 });

@@ -9,7 +9,7 @@ import { Generator } from '../../model/networks/generator.ts';
 import { DIVERSITY_SAMPLES, meanPairwiseDistance } from './diversity.ts';
 import { DEFAULT_FEATURE_NETWORK, featureNetwork, sharedFeatureExtractor } from './features.ts';
 import { frechetDistance } from './fid.ts';
-import { KID_DEFAULTS, kernelInceptionDistance } from './kid.ts';
+import { type FeatureMatrix, KID_DEFAULTS, kernelInceptionDistance } from './kid.ts';
 import {
   countImages,
   identifySource,
@@ -35,6 +35,11 @@ export interface ScoreRequest {
   /** Also compute FID on the same features. */
   fid?: boolean;
   onStage?: (stage: string) => void;
+  /**
+   * Real features kept across calls (one entry per real set, count, size, seed and network):
+   * scoring several models against one set reads and featurises the set once.
+   */
+  realFeatureCache?: Map<string, FeatureMatrix>;
 }
 
 /** What `facestyle score --json` prints. */
@@ -115,8 +120,16 @@ export async function scoreSources(req: ScoreRequest): Promise<ScoreReport> {
     if (num < 2) num = 2; // readImages reports the empty or one-image side
   }
 
-  req.onStage?.(`reading ${num} real images`);
-  const realImages = await readImages(real, { count: num, size: resolution, seed });
+  const extractor = await sharedFeatureExtractor(network.id);
+  const cacheKey = `${real.path}|${num}|${resolution}|${seed}|${network.id}`;
+  let realFeatures = req.realFeatureCache?.get(cacheKey);
+  if (!realFeatures) {
+    req.onStage?.(`reading ${num} real images`);
+    const realImages = await readImages(real, { count: num, size: resolution, seed });
+    req.onStage?.(`features of the real images (${network.id})`);
+    realFeatures = await extractor.features(realImages);
+    req.realFeatureCache?.set(cacheKey, realFeatures);
+  }
   let fakeImages: RgbImage[];
   if (fake.kind === 'checkpoint') {
     req.onStage?.(`rendering ${num} images (seeds ${seed}-${seed + num - 1}, psi ${psi})`);
@@ -135,9 +148,7 @@ export async function scoreSources(req: ScoreRequest): Promise<ScoreReport> {
     fakeImages = await readImages(fake, { count: num, size: resolution, seed: seed + 1 });
   }
 
-  req.onStage?.(`features (${network.id})`);
-  const extractor = await sharedFeatureExtractor(network.id);
-  const realFeatures = await extractor.features(realImages);
+  req.onStage?.(`features of the generated images (${network.id})`);
   const fakeFeatures = await extractor.features(fakeImages);
   const result = kernelInceptionDistance(realFeatures, fakeFeatures, {
     seed,
@@ -158,7 +169,7 @@ export async function scoreSources(req: ScoreRequest): Promise<ScoreReport> {
     diversity_real: diversityReal,
     diversity_ratio: diversityFake / diversityReal,
     diversity_samples: diversitySamples,
-    num_real: realImages.length,
+    num_real: realFeatures.count,
     num_fake: fakeImages.length,
     features: `${network.id}: ${network.description}`,
     feature_dims: network.dims,
