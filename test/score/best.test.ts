@@ -64,12 +64,12 @@ describe('the best-scored snapshot', () => {
     const lorelei = (await catalog.list()).find((m) => m.name === 'demo-lorelei')!;
     expect(lorelei).toMatchObject({ bestEpoch: 5, snapshots: [1, 2, 3, 5, 8] });
     expect(lorelei.score).toMatchObject({ metric: 'KID-nsfwMNv2' });
-    expect(lorelei.score!.kid).toBeCloseTo(0.0717, 4);
+    expect(lorelei.score!.kid).toBeCloseTo(0.037, 4);
     const faces = (await catalog.list()).find((m) => m.name === 'demo-faces')!;
-    expect(faces.score?.kid).toBeCloseTo(0.2058, 4);
+    expect(faces.score?.kid).toBeCloseTo(0.1324, 4);
     expect(chooseSnapshot(lorelei, null)).toEqual({
       epoch: 5,
-      note: 'epoch 5 of demo-lorelei: its best-scored snapshot (KID-nsfwMNv2 0.0717 ± 0.0015, lower is better)',
+      note: 'epoch 5 of demo-lorelei: its best-scored snapshot (KID-nsfwMNv2 0.0370 ± 0.0023, lower is better)',
     });
     expect(chooseSnapshot(lorelei, 2)).toEqual({ epoch: 2 });
   });
@@ -88,9 +88,9 @@ describe('the best-scored snapshot', () => {
       spy.mockRestore();
     }
     const text = out.join('');
-    expect(text).toContain('demo-faces  demo · 64px · KID-nsfwMNv2 0.2058 ± 0.0058');
+    expect(text).toContain('demo-faces  demo · 64px · KID-nsfwMNv2 0.1324 ± 0.0035');
     expect(text).toContain(
-      'demo-lorelei  finetune · 64px · from demo-faces · epochs 1, 2, 3, 5, 8 · best epoch 5: KID-nsfwMNv2 0.0717 ± 0.0015',
+      'demo-lorelei  finetune · 64px · from demo-faces · epochs 1, 2, 3, 5, 8 · best epoch 5: KID-nsfwMNv2 0.0370 ± 0.0023',
     );
     expect(text).toContain(join('checkpoints', 'demo-lorelei-epoch05.safetensors'));
   });
@@ -106,7 +106,7 @@ describe('the best-scored snapshot', () => {
     const picked = await pickSnapshot(run);
     expect(picked.path).toBe(join(run, 'snapshot-epoch00005.safetensors'));
     expect(picked.note).toMatch(
-      /^epoch 5 of .*run: the best-scored snapshot \(KID-nsfwMNv2 0\.0717 ± 0\.0015 against its training images/,
+      /^epoch 5 of .*run: the best-scored snapshot \(KID-nsfwMNv2 0\.0370 ± 0\.0023 against its training images/,
     );
     expect(await pickSnapshot('checkpoints/demo-lorelei-epoch02.safetensors')).toEqual({
       path: 'checkpoints/demo-lorelei-epoch02.safetensors',
