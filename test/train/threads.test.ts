@@ -98,6 +98,15 @@ describe('round threads (wasm)', () => {
     for (const k of ['G', 'D', 'r1', 'pl']) expect(b.meta.losses![k]).toBeCloseTo(a.meta.losses![k], 4);
   });
 
+  it('split the default minibatch too', async () => {
+    const result = await finetune(options('default-batch', { threads: 2, epochs: 1, snapshotEvery: 1 }));
+    expect(result.threads).toBe(2);
+    const info = await loadCheckpoint(result.snapshots.at(-1)!.path);
+    const hyper = (info.meta.extra as { hyperparameters: { batchSize: number; batchGpu: number } })
+      .hyperparameters;
+    expect(hyper.batchGpu * 2).toBe(hyper.batchSize);
+  });
+
   it('stay one thread when the minibatch does not split into rounds of whole groups', async () => {
     const result = await finetune(
       options('odd', { hyper: { batchSize: 4 }, threads: 2, epochs: 1, snapshotEvery: 1 }),

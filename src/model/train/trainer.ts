@@ -147,12 +147,17 @@ export async function finetune(opts: FinetuneOptions): Promise<FinetuneResult> {
     );
   }
   const threads = trainingThreads(opts.threads ?? 1);
-  const hyper = resolveHyperparameters(
-    gCfg.resolution,
-    data.itemsPerEpoch(opts.hyper?.mirror ?? true),
-    dCfg,
-    roundsForThreads(opts.hyper ?? {}, threads, dCfg.mbstdGroupSize),
-  );
+  const itemsPerEpoch = data.itemsPerEpoch(opts.hyper?.mirror ?? true);
+  let hyper = resolveHyperparameters(gCfg.resolution, itemsPerEpoch, dCfg, opts.hyper);
+  if (threads > 1 && opts.hyper?.batchGpu === undefined) {
+    // The minibatch as resolved (given, or the default for this resolution and set), split.
+    const split = roundsForThreads(
+      { ...opts.hyper, batchSize: hyper.batchSize },
+      threads,
+      dCfg.mbstdGroupSize,
+    );
+    if (split.batchGpu !== undefined) hyper = { ...hyper, batchGpu: split.batchGpu };
+  }
 
   await mkdir(opts.outDir, { recursive: true });
   const resumed = opts.resume === false ? null : await loadLatest(opts.outDir, config);
@@ -192,7 +197,7 @@ function roundsForThreads(
   threads: number,
   mbstdGroupSize: number,
 ): Partial<TrainHyperparameters> {
-  if (threads <= 1 || given.batchGpu !== undefined || given.batchSize === undefined) return given;
+  if (given.batchGpu !== undefined || given.batchSize === undefined) return given;
   const perRound = given.batchSize / threads;
   // The minibatch-std groups stay the size one round would give them.
   const group = Math.min(mbstdGroupSize, given.batchSize);
