@@ -18,7 +18,7 @@ import type { TrainingSet } from './data.ts';
 import type { TrainHyperparameters } from './hyperparameters.ts';
 import { emaBeta, lazyRegularizationAdam } from './loss.ts';
 import { type RoundSumsData, RoundThreads, readParams } from './round-threads.ts';
-import { type Phase, PhaseRounds, type RoundContext, type RoundSums } from './rounds.ts';
+import { addGradient, type Phase, PhaseRounds, type RoundContext, type RoundSums } from './rounds.ts';
 import type { TrainingState } from './snapshot.ts';
 
 /** The mapping network's running mean of w moves this little per step (official w_avg_beta). */
@@ -180,10 +180,7 @@ export class MinibatchTrainer {
         sums.signSum += a.signSum;
         sums.plMeans.push(...a.plMeans);
         for (const [name, data] of Object.entries(a.grads)) {
-          const previous = sums.grads.get(name);
-          const g = tf.tensor(data, previous?.shape ?? this.shapeOf(name));
-          sums.grads.set(name, previous ? tf.add(previous, g) : g);
-          if (previous) tf.dispose([previous, g]);
+          addGradient(sums.grads, name, tf.tensor(data, this.shapeOf(name)));
         }
       }
     }

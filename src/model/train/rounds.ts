@@ -48,6 +48,13 @@ function derivedSeed(seed: number, step: number, purpose: number): number {
   return (((seed * 2_654_435_761) ^ (step * 40_503) ^ (purpose * 97_531)) >>> 0) % 2 ** 31;
 }
 
+/** Adds `g` into `sums[name]` (taking it over as the sum when it is the first). */
+export function addGradient(sums: Map<string, tf.Tensor>, name: string, g: tf.Tensor): void {
+  const previous = sums.get(name);
+  sums.set(name, previous ? tf.add(previous, g) : g);
+  if (previous) tf.dispose([previous, g]);
+}
+
 /**
  * Gradients of a scalar loss summed over `rounds`, keyed by parameter name, and the summed loss.
  * `loss(r)` runs inside the gradient scope; tensors it must hand out it keeps itself.
@@ -63,12 +70,7 @@ async function summedGradients(
   let total = 0;
   for (const r of rounds) {
     const { value, grads } = tf.variableGrads(() => loss(r), varList);
-    for (const [varName, g] of Object.entries(grads)) {
-      const name = nameOf.get(varName)!;
-      const previous = sums.get(name);
-      sums.set(name, previous ? tf.add(previous, g) : g);
-      if (previous) tf.dispose([previous, g]);
-    }
+    for (const [varName, g] of Object.entries(grads)) addGradient(sums, nameOf.get(varName)!, g);
     total += (await value.data())[0];
     value.dispose();
   }

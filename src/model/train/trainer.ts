@@ -151,12 +151,8 @@ export async function finetune(opts: FinetuneOptions): Promise<FinetuneResult> {
   let hyper = resolveHyperparameters(gCfg.resolution, itemsPerEpoch, dCfg, opts.hyper);
   if (threads > 1 && opts.hyper?.batchGpu === undefined) {
     // The minibatch as resolved (given, or the default for this resolution and set), split.
-    const split = roundsForThreads(
-      { ...opts.hyper, batchSize: hyper.batchSize },
-      threads,
-      dCfg.mbstdGroupSize,
-    );
-    if (split.batchGpu !== undefined) hyper = { ...hyper, batchGpu: split.batchGpu };
+    const batchGpu = roundSize(hyper.batchSize, threads, dCfg.mbstdGroupSize);
+    if (batchGpu !== undefined) hyper = { ...hyper, batchGpu };
   }
 
   await mkdir(opts.outDir, { recursive: true });
@@ -188,21 +184,14 @@ function trainingThreads(asked: number): number {
 }
 
 /**
- * Without an explicit batchGpu, a minibatch on `threads` threads is split into `threads` rounds
- * when it divides evenly into rounds of whole minibatch-std groups; otherwise it stays one round
- * (and one thread).
+ * Images per round when a minibatch of `batchSize` is split into `threads` rounds of whole
+ * minibatch-std groups; undefined when it does not split so (it stays one round, one thread).
  */
-function roundsForThreads(
-  given: Partial<TrainHyperparameters>,
-  threads: number,
-  mbstdGroupSize: number,
-): Partial<TrainHyperparameters> {
-  if (given.batchGpu !== undefined || given.batchSize === undefined) return given;
-  const perRound = given.batchSize / threads;
+function roundSize(batchSize: number, threads: number, mbstdGroupSize: number): number | undefined {
+  const perRound = batchSize / threads;
   // The minibatch-std groups stay the size one round would give them.
-  const group = Math.min(mbstdGroupSize, given.batchSize);
-  if (!Number.isInteger(perRound) || perRound % group !== 0) return given;
-  return { ...given, batchGpu: perRound };
+  const group = Math.min(mbstdGroupSize, batchSize);
+  return Number.isInteger(perRound) && perRound % group === 0 ? perRound : undefined;
 }
 
 class TrainingRun {
