@@ -1,8 +1,48 @@
-// Shared helpers for the training tests: host copies of tensors, comparisons across backends and
-// central finite differences along a direction.
+// Shared helpers for the training tests: the tiny model the loop tests train, host copies of
+// tensors, comparisons across backends and central finite differences along a direction.
 import { expect } from 'vitest';
 import { initBackend } from '../../src/model/backend.ts';
+import {
+  defaultDiscriminatorConfig,
+  defaultGeneratorConfig,
+  type ModelConfig,
+} from '../../src/model/config.ts';
+import { initParams } from '../../src/model/init.ts';
+import { Discriminator } from '../../src/model/networks/discriminator.ts';
+import { Generator } from '../../src/model/networks/generator.ts';
+import type { ParamStore } from '../../src/model/params.ts';
 import { tf } from '../../src/model/tf.ts';
+
+/** The training-loop tests' model: 8x8, 16 channels at most, z and w 8. */
+export const TINY_RES = 8;
+export const TINY_CONFIG: ModelConfig = {
+  G: defaultGeneratorConfig({
+    resolution: TINY_RES,
+    channelBase: 128,
+    channelMax: 16,
+    zDim: 8,
+    wDim: 8,
+    mappingLayers: 2,
+  }),
+  D: defaultDiscriminatorConfig({ resolution: TINY_RES, channelBase: 128, channelMax: 16 }),
+};
+
+/** Fresh tiny networks: G from `seed`, D from `seed + 1`. */
+export function tinyNetworks(seed: number): { G: ParamStore; D: ParamStore } {
+  return {
+    G: initParams(Generator.specs(TINY_CONFIG.G), seed),
+    D: initParams(Discriminator.specs(TINY_CONFIG.D!), seed + 1),
+  };
+}
+
+/** Mean RGB of the tiny generator's images for fixed latents, in [-1, 1]. */
+export async function meanColour(params: ParamStore): Promise<number[]> {
+  const G = new Generator(TINY_CONFIG.G, params);
+  const images = G.generate(tf.randomNormal([16, 8], 0, 1, 'float32', 99) as tf.Tensor2D, {
+    noiseMode: 'const',
+  });
+  return Array.from(await tf.mean(images, [0, 1, 2]).data());
+}
 
 export const TRAIN_BACKENDS = ['cpu', 'wasm'] as const;
 

@@ -7,39 +7,13 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/model/backend.ts';
 import { loadCheckpoint } from '../../src/model/checkpoint/io.ts';
-import {
-  defaultDiscriminatorConfig,
-  defaultGeneratorConfig,
-  type ModelConfig,
-} from '../../src/model/config.ts';
-import { initParams } from '../../src/model/init.ts';
-import { Discriminator } from '../../src/model/networks/discriminator.ts';
-import { Generator } from '../../src/model/networks/generator.ts';
-import type { ParamStore } from '../../src/model/params.ts';
 import { TrainingSet } from '../../src/model/train/data.ts';
 import { defaultHyperparameters } from '../../src/model/train/hyperparameters.ts';
 import { RoundThreads, readParams } from '../../src/model/train/round-threads.ts';
 import { type FinetuneOptions, finetune } from '../../src/model/train/trainer.ts';
-import { relativeError, toHost } from './support.ts';
-
-const RES = 8;
-const CONFIG: ModelConfig = {
-  G: defaultGeneratorConfig({
-    resolution: RES,
-    channelBase: 128,
-    channelMax: 16,
-    zDim: 8,
-    wDim: 8,
-    mappingLayers: 2,
-  }),
-  D: defaultDiscriminatorConfig({ resolution: RES, channelBase: 128, channelMax: 16 }),
-};
+import { TINY_CONFIG as CONFIG, TINY_RES as RES, relativeError, tinyNetworks, toHost } from './support.ts';
 
 let workDir: string;
-
-function networks(): { G: ParamStore; D: ParamStore } {
-  return { G: initParams(Generator.specs(CONFIG.G), 5), D: initParams(Discriminator.specs(CONFIG.D!), 6) };
-}
 
 function images(count: number): TrainingSet {
   const px = new Uint8Array(count * RES * RES * 3);
@@ -52,7 +26,7 @@ function options(name: string, overrides: Partial<FinetuneOptions>): FinetuneOpt
     outDir: join(workDir, name),
     name,
     config: CONFIG,
-    networks: networks(),
+    networks: tinyNetworks(5),
     data: images(8),
     // 16 items an epoch in minibatches of 8: 4 steps, R1 and path length both at step 0.
     epochs: 2,
@@ -80,7 +54,7 @@ describe('round threads (wasm)', () => {
     expect(two.threads).toBe(2);
     const a = await loadCheckpoint(one.snapshots.at(-1)!.path);
     const b = await loadCheckpoint(two.snapshots.at(-1)!.path);
-    const start = networks();
+    const start = tinyNetworks(5);
     let moved = 0;
     for (const net of ['G', 'D', 'G_ema'] as const) {
       for (const [name, t] of a[net]!) {
@@ -115,7 +89,7 @@ describe('round threads (wasm)', () => {
   });
 
   it('pass a thread failure on with its reason', async () => {
-    const { G, D } = networks();
+    const { G, D } = tinyNetworks(5);
     const start = RoundThreads.start(1, {
       gCfg: CONFIG.G,
       dCfg: CONFIG.D!,

@@ -8,15 +8,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UserError } from '../../src/errors.ts';
 import { initBackend } from '../../src/model/backend.ts';
 import { loadCheckpoint, readCheckpointInfo } from '../../src/model/checkpoint/io.ts';
-import {
-  defaultDiscriminatorConfig,
-  defaultGeneratorConfig,
-  type ModelConfig,
-} from '../../src/model/config.ts';
-import { initParams } from '../../src/model/init.ts';
-import { Discriminator } from '../../src/model/networks/discriminator.ts';
-import { Generator } from '../../src/model/networks/generator.ts';
-import type { ParamStore } from '../../src/model/params.ts';
 import { tf } from '../../src/model/tf.ts';
 import { epochOrder, streamItems, TrainingSet } from '../../src/model/train/data.ts';
 import { trainingStateOf } from '../../src/model/train/snapshot.ts';
@@ -26,28 +17,9 @@ import {
   finetune,
   type TrainProgress,
 } from '../../src/model/train/trainer.ts';
-
-const RES = 8;
-const CONFIG: ModelConfig = {
-  G: defaultGeneratorConfig({
-    resolution: RES,
-    channelBase: 128,
-    channelMax: 16,
-    zDim: 8,
-    wDim: 8,
-    mappingLayers: 2,
-  }),
-  D: defaultDiscriminatorConfig({ resolution: RES, channelBase: 128, channelMax: 16 }),
-};
+import { TINY_CONFIG as CONFIG, meanColour, TINY_RES as RES, tinyNetworks } from './support.ts';
 
 let workDir: string;
-
-function freshNetworks(seed: number): { G: ParamStore; D: ParamStore } {
-  return {
-    G: initParams(Generator.specs(CONFIG.G), seed),
-    D: initParams(Discriminator.specs(CONFIG.D!), seed + 1),
-  };
-}
 
 /** `count` images filled with one colour plus a little per-image variation. */
 function solidImages(count: number, rgb: [number, number, number]): TrainingSet {
@@ -61,7 +33,7 @@ function options(name: string, data: TrainingSet, overrides: Partial<FinetuneOpt
     outDir: join(workDir, name),
     name,
     config: CONFIG,
-    networks: overrides.networks ?? freshNetworks(1),
+    networks: overrides.networks ?? tinyNetworks(1),
     data,
     epochs: 4,
     snapshotEvery: 1,
@@ -69,15 +41,6 @@ function options(name: string, data: TrainingSet, overrides: Partial<FinetuneOpt
     previewSeeds: [0, 1],
     ...overrides,
   };
-}
-
-/** Mean RGB of the generator's images for fixed latents, in [-1, 1]. */
-async function meanColour(params: ParamStore): Promise<number[]> {
-  const G = new Generator(CONFIG.G, params);
-  const images = G.generate(tf.randomNormal([16, 8], 0, 1, 'float32', 99) as tf.Tensor2D, {
-    noiseMode: 'const',
-  });
-  return Array.from(await tf.mean(images, [0, 1, 2]).data());
 }
 
 beforeAll(async () => {
@@ -128,7 +91,7 @@ describe('training data', () => {
 describe('training loop (wasm)', () => {
   it('moves the generator towards the data', async () => {
     const target = [0.73, -0.69, -0.76]; // about (220, 40, 30) in [-1, 1]
-    const networks = freshNetworks(5);
+    const networks = tinyNetworks(5);
     const before = await meanColour(networks.G);
     const result = await finetune(
       options('learns', solidImages(8, [220, 40, 30]), {
@@ -169,7 +132,7 @@ describe('training loop (wasm)', () => {
 
   it('writes self-describing snapshots and previews, and freezes the first D blocks', async () => {
     const data = solidImages(4, [30, 200, 90]);
-    const networks = freshNetworks(7);
+    const networks = tinyNetworks(7);
     const frozenBefore = await networks.D.get('b8.conv0.weight')!.data();
     const trainedBefore = await networks.D.get('b4.conv.weight')!.data();
     const events: TrainProgress[] = [];
@@ -209,13 +172,13 @@ describe('training loop (wasm)', () => {
 
   it('stops within one step when cancelled, and resumes to the same snapshots', async () => {
     const data = solidImages(4, [120, 120, 200]);
-    const straight = await finetune(options('straight', data, { networks: freshNetworks(3) }));
+    const straight = await finetune(options('straight', data, { networks: tinyNetworks(3) }));
 
     const controller = new AbortController();
     const seen: TrainProgress[] = [];
     const first = await finetune(
       options('killed', data, {
-        networks: freshNetworks(3),
+        networks: tinyNetworks(3),
         signal: controller.signal,
         onProgress: (e) => {
           seen.push(e);
@@ -229,7 +192,7 @@ describe('training loop (wasm)', () => {
     // A write that died half-way leaves only a temporary file, which resuming ignores.
     await writeFile(join(workDir, 'killed', 'snapshot-epoch00003.safetensors.tmp-1-dead'), 'partial');
 
-    const second = await finetune(options('killed', data, { networks: freshNetworks(3) }));
+    const second = await finetune(options('killed', data, { networks: tinyNetworks(3) }));
     expect(second.resumedFrom).toBe(join(workDir, 'killed', 'snapshot-epoch00002.safetensors'));
     expect(second.snapshots.map((s) => s.epoch)).toEqual(straight.snapshots.map((s) => s.epoch));
     expect(second.state).toMatchObject({

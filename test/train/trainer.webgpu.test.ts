@@ -7,31 +7,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackendError, initBackend } from '../../src/model/backend.ts';
 import { loadCheckpoint } from '../../src/model/checkpoint/io.ts';
-import {
-  defaultDiscriminatorConfig,
-  defaultGeneratorConfig,
-  type ModelConfig,
-} from '../../src/model/config.ts';
-import { initParams } from '../../src/model/init.ts';
-import { Discriminator } from '../../src/model/networks/discriminator.ts';
-import { Generator } from '../../src/model/networks/generator.ts';
-import type { ParamStore } from '../../src/model/params.ts';
-import { tf } from '../../src/model/tf.ts';
 import { TrainingSet } from '../../src/model/train/data.ts';
 import { finetune } from '../../src/model/train/trainer.ts';
-
-const RES = 8;
-const CONFIG: ModelConfig = {
-  G: defaultGeneratorConfig({
-    resolution: RES,
-    channelBase: 128,
-    channelMax: 16,
-    zDim: 8,
-    wDim: 8,
-    mappingLayers: 2,
-  }),
-  D: defaultDiscriminatorConfig({ resolution: RES, channelBase: 128, channelMax: 16 }),
-};
+import { TINY_CONFIG as CONFIG, meanColour, TINY_RES as RES, tinyNetworks } from './support.ts';
 
 let workDir: string;
 let available = true;
@@ -51,21 +29,12 @@ afterAll(async () => {
   await rm(workDir, { recursive: true, force: true });
 });
 
-async function meanColour(params: ParamStore): Promise<number[]> {
-  const G = new Generator(CONFIG.G, params);
-  const images = G.generate(tf.randomNormal([16, 8], 0, 1, 'float32', 99) as tf.Tensor2D, {
-    noiseMode: 'const',
-  });
-  return Array.from(await tf.mean(images, [0, 1, 2]).data());
-}
-
 describe('training loop (webgpu)', () => {
   it('moves the generator towards the data', async (ctx) => {
     if (!available) ctx.skip('no WebGPU adapter on this machine');
     const target = [0.73, -0.69, -0.76]; // about (220, 40, 30) in [-1, 1]
     const networks = {
-      G: initParams(Generator.specs(CONFIG.G), 5),
-      D: initParams(Discriminator.specs(CONFIG.D!), 6),
+      ...tinyNetworks(5),
     };
     const before = await meanColour(networks.G);
     const px = new Uint8Array(8 * RES * RES * 3);
