@@ -54,8 +54,11 @@ export interface SubmitSnapshot {
   now: number;
 }
 
+// The user's own limits are checked first, then the server's, then the queue's: a refusal names
+// the narrowest rule that holds, so a user in a cooldown hears how long to wait (which still
+// holds once the queue empties) rather than that the queue is full right now.
 export function checkSubmit(policy: QueuePolicy, kind: string, actor: Actor, snap: SubmitSnapshot): void {
-  if (snap.queuedTotal >= policy.maxQueued) throw new QueueFullError(policy.maxQueued);
+  if (!actor.isAdmin) checkUserLimits(policy, kind, snap);
   if (actor.guildId !== undefined) {
     const serverCap = serverLimit(policy);
     if ((snap.serverActive ?? 0) >= serverCap) {
@@ -66,7 +69,10 @@ export function checkSubmit(policy: QueuePolicy, kind: string, actor: Actor, sna
       );
     }
   }
-  if (actor.isAdmin) return;
+  if (snap.queuedTotal >= policy.maxQueued) throw new QueueFullError(policy.maxQueued);
+}
+
+function checkUserLimits(policy: QueuePolicy, kind: string, snap: SubmitSnapshot): void {
   const rules = policy.kinds[kind] ?? {};
   if (snap.userActive >= policy.maxActivePerUser) {
     throw new QuotaExceededError(

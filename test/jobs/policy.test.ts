@@ -72,6 +72,14 @@ describe('checkSubmit', () => {
     expect(daily.hint).toMatch(/midnight UTC/);
   });
 
+  it("names the user's own limit before the server's cap and the full queue", () => {
+    const member = { userId: 'u1', guildId: 'A' };
+    const everything = { queuedTotal: 10, serverActive: 9, userLastSubmitAt: now - 1_000 };
+    expect((refusal('generate', everything, member) as QuotaExceededError).rule).toBe('cooldown');
+    expect((refusal('blend', everything, member) as QuotaExceededError).rule).toBe('server');
+    expect(refusal('blend', { ...everything, serverActive: 0 }, member)).toBeInstanceOf(QueueFullError);
+  });
+
   it('lets admins past per-user limits', () => {
     const admin = { userId: 'root', isAdmin: true };
     expect(
