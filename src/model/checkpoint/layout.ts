@@ -26,27 +26,41 @@ function layoutKind(name: string, shape: number[]): LayoutKind {
   return 'same';
 }
 
-/** Permutes data in PyTorch layout ([O,I,kh,kw] conv, [out,in] FC, [C,H,W] const) to ours. */
-export function torchToTf(name: string, torchShape: number[], data: Float32Array): Float32Array {
-  const kind = layoutKind(name, torchShape);
-  if (kind === 'same') return data;
-  const out = new Float32Array(data.length);
+/**
+ * Visits every element of a tensor of `kind` as a pair of flat indices: in the PyTorch layout
+ * ([O,I,kh,kw] conv, [out,in] FC, [C,H,W] const) and in ours (HWIO, [in,out], HWC). Both
+ * directions of the conversion walk the same pairs.
+ */
+function forEachIndexPair(
+  kind: Exclude<LayoutKind, 'same'>,
+  torchShape: number[],
+  visit: (torchIndex: number, tfIndex: number) => void,
+): void {
   if (kind === 'conv') {
     const [o, i, kh, kw] = torchShape;
     for (let a = 0; a < o; a++)
       for (let b = 0; b < i; b++)
         for (let y = 0; y < kh; y++)
-          for (let x = 0; x < kw; x++)
-            out[((y * kw + x) * i + b) * o + a] = data[((a * i + b) * kh + y) * kw + x];
+          for (let x = 0; x < kw; x++) visit(((a * i + b) * kh + y) * kw + x, ((y * kw + x) * i + b) * o + a);
   } else if (kind === 'fc') {
     const [o, i] = torchShape;
-    for (let a = 0; a < o; a++) for (let b = 0; b < i; b++) out[b * o + a] = data[a * i + b];
+    for (let a = 0; a < o; a++) for (let b = 0; b < i; b++) visit(a * i + b, b * o + a);
   } else {
     const [c, h, w] = torchShape;
     for (let ch = 0; ch < c; ch++)
       for (let y = 0; y < h; y++)
-        for (let x = 0; x < w; x++) out[(y * w + x) * c + ch] = data[(ch * h + y) * w + x];
+        for (let x = 0; x < w; x++) visit((ch * h + y) * w + x, (y * w + x) * c + ch);
   }
+}
+
+/** Permutes data in PyTorch layout ([O,I,kh,kw] conv, [out,in] FC, [C,H,W] const) to ours. */
+export function torchToTf(name: string, torchShape: number[], data: Float32Array): Float32Array {
+  const kind = layoutKind(name, torchShape);
+  if (kind === 'same') return data;
+  const out = new Float32Array(data.length);
+  forEachIndexPair(kind, torchShape, (torchIndex, tfIndex) => {
+    out[tfIndex] = data[torchIndex];
+  });
   return out;
 }
 
@@ -69,21 +83,8 @@ export function tfToTorch(
   const kind = layoutKind(name, torchShape);
   if (kind === 'same') return { shape: tfShape, data };
   const out = new Float32Array(data.length);
-  if (kind === 'conv') {
-    const [o, i, kh, kw] = torchShape;
-    for (let a = 0; a < o; a++)
-      for (let b = 0; b < i; b++)
-        for (let y = 0; y < kh; y++)
-          for (let x = 0; x < kw; x++)
-            out[((a * i + b) * kh + y) * kw + x] = data[((y * kw + x) * i + b) * o + a];
-  } else if (kind === 'fc') {
-    const [o, i] = torchShape;
-    for (let a = 0; a < o; a++) for (let b = 0; b < i; b++) out[a * i + b] = data[b * o + a];
-  } else {
-    const [c, h, w] = torchShape;
-    for (let ch = 0; ch < c; ch++)
-      for (let y = 0; y < h; y++)
-        for (let x = 0; x < w; x++) out[(ch * h + y) * w + x] = data[(y * w + x) * c + ch];
-  }
+  forEachIndexPair(kind, torchShape, (torchIndex, tfIndex) => {
+    out[torchIndex] = data[tfIndex];
+  });
   return { shape: torchShape, data: out };
 }
