@@ -57,21 +57,21 @@ describe('the best-scored snapshot', () => {
     expect(formatKid(0.0002)).toBe('2.0e-4');
   });
 
-  it('of the shipped demo-lorelei is epoch 5, for the registry, /models and /blend', async () => {
+  it('of the shipped demo-lorelei is epoch 2, for the registry, /models and /blend', async () => {
     const registry = new ModelRegistry([resolve('checkpoints')]);
-    expect((await registry.bestSnapshot('demo-lorelei'))?.epoch).toBe(5);
+    expect((await registry.bestSnapshot('demo-lorelei'))?.epoch).toBe(2);
     const catalog = new RegistryModelCatalog(registry, join(workDir, 'runs'));
     const lorelei = (await catalog.list()).find((m) => m.name === 'demo-lorelei')!;
-    expect(lorelei).toMatchObject({ bestEpoch: 5, snapshots: [1, 2, 3, 5, 8] });
+    expect(lorelei).toMatchObject({ bestEpoch: 2, snapshots: [1, 2, 3, 5, 8] });
     expect(lorelei.score).toMatchObject({ metric: 'KID-nsfwMNv2' });
-    expect(lorelei.score!.kid).toBeCloseTo(0.037, 4);
+    expect(lorelei.score!.kid).toBeCloseTo(0.0386, 4);
     const faces = (await catalog.list()).find((m) => m.name === 'demo-faces')!;
-    expect(faces.score?.kid).toBeCloseTo(0.1324, 4);
+    expect(faces.score?.kid).toBeCloseTo(0.0366, 4);
     expect(chooseSnapshot(lorelei, null)).toEqual({
-      epoch: 5,
-      note: 'epoch 5 of demo-lorelei: its best-scored snapshot (KID-nsfwMNv2 0.0370 ± 0.0023, lower is better)',
+      epoch: 2,
+      note: 'epoch 2 of demo-lorelei: its best-scored snapshot (KID-nsfwMNv2 0.0386 ± 0.0022, lower is better)',
     });
-    expect(chooseSnapshot(lorelei, 2)).toEqual({ epoch: 2 });
+    expect(chooseSnapshot(lorelei, 5)).toEqual({ epoch: 5 });
   });
 
   it('is listed by facestyle models, with every model score', async () => {
@@ -88,28 +88,28 @@ describe('the best-scored snapshot', () => {
       spy.mockRestore();
     }
     const text = out.join('');
-    expect(text).toContain('demo-faces  demo · 64px · KID-nsfwMNv2 0.1324 ± 0.0035');
+    expect(text).toContain('demo-faces  demo · 64px · KID-nsfwMNv2 0.0366 ± 0.0020');
     expect(text).toContain(
-      'demo-lorelei  finetune · 64px · from demo-faces · epochs 1, 2, 3, 5, 8 · best epoch 5: KID-nsfwMNv2 0.0370 ± 0.0023',
+      'demo-lorelei  finetune · 64px · from demo-faces · epochs 1, 2, 3, 5, 8 · best epoch 2: KID-nsfwMNv2 0.0386 ± 0.0022',
     );
-    expect(text).toContain(join('checkpoints', 'demo-lorelei-epoch05.safetensors'));
+    expect(text).toContain(join('checkpoints', 'demo-lorelei-epoch02.safetensors'));
   });
 
   it('of a run folder is what facestyle blend and grid take', async () => {
     const run = join(workDir, 'run');
     await mkdir(run);
-    for (const epoch of [3, 5, 8])
+    for (const epoch of [2, 5, 8])
       await copyFile(
         `checkpoints/demo-lorelei-epoch0${epoch}.safetensors`,
         join(run, `snapshot-epoch0000${epoch}.safetensors`),
       );
     const picked = await pickSnapshot(run);
-    expect(picked.path).toBe(join(run, 'snapshot-epoch00005.safetensors'));
+    expect(picked.path).toBe(join(run, 'snapshot-epoch00002.safetensors'));
     expect(picked.note).toMatch(
-      /^epoch 5 of .*run: the best-scored snapshot \(KID-nsfwMNv2 0\.0370 ± 0\.0023 against its training images/,
+      /^epoch 2 of .*run: the best-scored snapshot \(KID-nsfwMNv2 0\.0386 ± 0\.0022 against its training images/,
     );
-    expect(await pickSnapshot('checkpoints/demo-lorelei-epoch02.safetensors')).toEqual({
-      path: 'checkpoints/demo-lorelei-epoch02.safetensors',
+    expect(await pickSnapshot('checkpoints/demo-lorelei-epoch05.safetensors')).toEqual({
+      path: 'checkpoints/demo-lorelei-epoch05.safetensors',
     });
     const unscored = join(workDir, 'unscored');
     await mkdir(unscored);
