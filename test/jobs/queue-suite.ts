@@ -348,8 +348,13 @@ export function defineQueueSuite(backend: 'embedded' | 'bullmq'): void {
       expect(cooldown.rule).toBe('cooldown');
       expect(cooldown.retryAfterSeconds).toBeGreaterThan(50);
 
-      // Queued or running, carol's job counts against her kind's limit (the queue may well be
-      // full by now on a slow machine: her own limit is the one she is told).
+      // On a slow machine nothing may have started yet (3 queued: the cap); carol's first job
+      // needs room. Queued or running, it then counts against her kind's limit, which she is
+      // told about before a full queue.
+      await until('a job to start', async () => {
+        const { lanes } = await queue.stats();
+        return lanes.short.queued + lanes.long.queued < 3 || undefined;
+      });
       await queue.submit({ kind: 'test.long', payload: { ms: 2_000 }, actor: { userId: 'carol' } });
       const perKind = await queue
         .submit({ kind: 'test.long', payload: { ms: 100 }, actor: { userId: 'carol' } })
